@@ -1,0 +1,37 @@
+"""Sample grids from the fixed latent codes, every k generator updates, into TensorBoard and PNG."""
+
+from pathlib import Path
+
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
+from torchvision.utils import make_grid, save_image
+
+
+class FixedLatentSamples(Callback):
+    """Logs ``samples/fixed_z`` (the same codes all run long) at step 0 and every ``every_n_g_steps``."""
+
+    def __init__(self, every_n_g_steps: int, directory: str | None = None, nrow: int = 8):
+        self.every_n_g_steps, self.nrow = every_n_g_steps, nrow
+        self.directory = Path(directory) if directory else None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if pl_module.g_step == 0:
+            self.write(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.generator_stepped and (
+            pl_module.g_step % self.every_n_g_steps == 0 or trainer.should_stop
+        ):
+            self.write(trainer, pl_module)
+
+    @rank_zero_only
+    def write(self, trainer, pl_module) -> None:
+        images = pl_module.generate(pl_module.fixed_z).float().cpu()
+        grid = make_grid(images, nrow=self.nrow, normalize=True, value_range=pl_module.output_range)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples/fixed_z", grid, global_step=pl_module.g_step)
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            save_image(grid, self.directory / f"g_step_{pl_module.g_step:07d}.png")

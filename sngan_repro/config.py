@@ -1,0 +1,86 @@
+"""Composing and validating configurations outside and inside the command line."""
+
+import zipfile
+from pathlib import Path
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from .errors import CheckpointError, ConfigError, SnganReproError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONFIG_NAME = "train"
+LR_DECAYS = ("constant", "linear")
+LATENT_DISTRIBUTIONS = ("normal", "uniform")
+
+
+def compose(overrides=()) -> DictConfig:
+    """The configuration ``python -m sngan_repro.train <overrides>`` would run with.
+
+    Interpolations are resolved, including ``paths.output_dir`` (Hydra's run directory, which
+    is not created here) and ``choices`` (the option picked in each config group).
+    """
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra_compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    hydra_node = cfg.hydra
+    with open_dict(hydra_node):
+        hydra_node.runtime.output_dir = str(Path(hydra_node.run.dir).resolve())
+    HydraConfig.instance().set_config(cfg)
+    OmegaConf.resolve(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def instantiate_checked(node, **kwargs):
+    """``hydra.utils.instantiate`` that lets the project's one-sentence errors through unwrapped."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, SnganReproError):
+            raise cause from None
+        raise ConfigError(f"Could not build {node.get('_target_')!r} from the config: {cause or error}") from error
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the composed config before any heavy work; raise ConfigError with one sentence."""
+    train, optim, arch = cfg.train, cfg.optim, cfg.arch
+    _require(isinstance(train.steps, int) and train.steps > 0,
+             f"train.steps={train.steps} must be a positive number of generator updates.")
+    for key in ("batch_size", "g_batch_size", "log_every", "sample_every", "num_samples"):
+        _require(isinstance(train[key], int) and train[key] > 0, f"train.{key}={train[key]} must be a positive integer.")
+    _require(isinstance(train.checkpoint_every, int) and train.checkpoint_every >= 0,
+             f"train.checkpoint_every={train.checkpoint_every} must be 0 (final checkpoint only) or a positive integer.")
+    _require(isinstance(optim.n_dis, int) and optim.n_dis >= 1,
+             f"optim.n_dis={optim.n_dis} must be an integer >= 1 (discriminator updates per generator update).")
+    for key in ("lr_g", "lr_d"):
+        _require(optim[key] > 0, f"optim.{key}={optim[key]} must be positive.")
+    _require(optim.lr_decay in LR_DECAYS, f"optim.lr_decay={optim.lr_decay!r} is not one of {', '.join(LR_DECAYS)}.")
+    _require(arch.latent_distribution in LATENT_DISTRIBUTIONS,
+             f"arch.latent_distribution={arch.latent_distribution!r} is not one of {', '.join(LATENT_DISTRIBUTIONS)}.")
+    _require(len(arch.output_range) == 2 and arch.output_range[0] < arch.output_range[1],
+             f"arch.output_range={list(arch.output_range)} must be [low, high] with low < high.")
+    if cfg.get("ckpt_path"):
+        check_checkpoint(cfg.ckpt_path)
+
+
+def check_checkpoint(path) -> Path:
+    """A resumable checkpoint exists and is a torch zip archive; raise CheckpointError otherwise."""
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"ckpt_path={str(path)!r} does not exist; give the path of a .ckpt file written by a run.")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"ckpt_path={str(path)!r} is not a readable checkpoint (not a torch zip archive); "
+                              f"it may be truncated or corrupt.")
+    return path

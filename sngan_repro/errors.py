@@ -1,0 +1,17 @@
+"""User-facing errors: each carries one sentence naming the offending value and what is accepted."""
+
+
+class SnganReproError(Exception):
+    """Base class of the errors the command line reports as one sentence, without a traceback."""
+
+
+class ConfigError(SnganReproError):
+    """The composed configuration is invalid (a bad value or an impossible combination)."""
+
+
+class DatasetUnavailableError(SnganReproError):
+    """A dataset is missing on disk and could not be downloaded."""
+
+
+class CheckpointError(SnganReproError):
+    """A checkpoint path is missing or the file is not a readable checkpoint."""

@@ -1,0 +1,165 @@
+"""The Lightning module: manual optimization alternating n_dis discriminator updates and one
+generator update.
+
+Run length, logging and checkpoints count generator updates (``g_step``), as the papers do;
+Lightning's ``global_step`` counts every optimizer step of both networks. All training state
+(counters, optimizer and scheduler states, normalization buffers) is in the checkpoint, and
+every noise draw comes from a generator seeded by (seed, rank, stream, step), so a resumed run
+draws exactly what an uninterrupted one would.
+"""
+
+import hashlib
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.optim.lr_scheduler import LambdaLR
+
+from .config import instantiate_checked
+from .losses import GANLoss
+from .models import build_models, build_normalization
+
+_NOISE_STREAMS = ("discriminator", "generator", "fixed")
+
+
+def stream_seed(seed: int, rank: int, stream: str, step: int) -> int:
+    """A 63-bit seed for one draw of one noise stream on one rank."""
+    key = f"{seed}/{rank}/{_NOISE_STREAMS.index(stream)}/{step}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+
+
+class GAN(pl.LightningModule):
+    """A GAN trained as a composed config says (see ``sngan_repro.compose``).
+
+    ``cfg`` is kept as a plain dict in the checkpoint's hyper-parameters, so a checkpoint
+    rebuilds its own module with ``GAN.load_from_checkpoint(path)``.
+    """
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        if isinstance(cfg, DictConfig):
+            cfg = OmegaConf.to_container(cfg, resolve=True)
+        self.save_hyperparameters({"cfg": cfg})
+        self.cfg = OmegaConf.create(cfg)
+        self.automatic_optimization = False
+
+        self.generator, self.discriminator = build_models(self.cfg)
+        self.norm = build_normalization(self.cfg)
+        self.loss: GANLoss = instantiate_checked(self.cfg.loss)
+        self.output_range = tuple(self.cfg.arch.output_range)
+        self._noise_generators: dict[torch.device, torch.Generator] = {}
+        # the codes of the sample grids: the same all run long, on every rank
+        self.register_buffer("fixed_z", self.sample_latent(self.cfg.train.num_samples, "fixed", 0, rank=0))
+
+        self.g_step = 0  # generator updates done
+        self.d_step = 0  # discriminator updates done
+        self.d_steps_since_g = 0
+        self.generator_stepped = False  # did the last training_step end with a generator update
+        self.last_metrics: dict[str, float] = {}  # scalars of the last logging step
+
+    # -- noise -------------------------------------------------------------------------------
+    def sample_latent(self, n: int, stream: str, step: int, rank: int | None = None) -> torch.Tensor:
+        """n codes from the latent prior, a function of (seed, rank, stream, step) only."""
+        device = self.fixed_z.device if hasattr(self, "fixed_z") else torch.device("cpu")
+        generator = self._noise_generators.get(device)
+        if generator is None:
+            generator = self._noise_generators[device] = torch.Generator(device)
+        rank = self.global_rank if rank is None else rank
+        generator.manual_seed(stream_seed(self.cfg.seed, rank, stream, step))
+        shape = (n, self.cfg.arch.latent_dim)
+        if self.cfg.arch.latent_distribution == "uniform":
+            return torch.rand(shape, generator=generator, device=device).mul_(2).sub_(1)
+        return torch.randn(shape, generator=generator, device=device)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images from codes with the generator in eval mode (BN running statistics)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            return self.generator(z)
+        finally:
+            self.generator.train(was_training)
+
+    # -- optimization ----------------------------------------------------------------------------
+    def configure_optimizers(self):
+        optim = self.cfg.optim
+        opt_g = instantiate_checked(optim.optimizer, params=self.generator.parameters(), lr=optim.lr_g)
+        opt_d = instantiate_checked(optim.optimizer, params=self.discriminator.parameters(), lr=optim.lr_d)
+        if optim.lr_decay == "constant":
+            return [opt_g, opt_d]
+        total = self.cfg.train.steps  # linear decay to 0 over the run, stepped once per G update
+        schedulers = [LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total)) for opt in (opt_g, opt_d)]
+        return [opt_g, opt_d], schedulers
+
+    def training_step(self, real: torch.Tensor, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        d_out = self._discriminator_update(real, opt_d)
+        self.d_step += 1
+        self.d_steps_since_g += 1
+        self.generator_stepped = self.d_steps_since_g >= self.cfg.optim.n_dis
+        if not self.generator_stepped:
+            return
+        g_out = self._generator_update(opt_g)
+        self.g_step += 1
+        self.d_steps_since_g = 0
+        for scheduler in self._schedulers():
+            scheduler.step()
+        if self.g_step % self.cfg.train.log_every == 0 or self.g_step == self.cfg.train.steps:
+            self._log_scalars({**d_out, **g_out})
+        if self.g_step >= self.cfg.train.steps:
+            self.trainer.should_stop = True
+
+    def _discriminator_update(self, real: torch.Tensor, opt) -> dict:
+        z = self.sample_latent(real.shape[0], "discriminator", self.d_step)
+        with torch.no_grad():
+            fake = self.generator(z)
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+        loss = self.loss.discriminator(d_real, d_fake)
+        penalty = self.norm.penalty(self.discriminator, real, fake)
+        if penalty is not None:
+            loss = loss + penalty
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        self.norm.after_discriminator_update(self.discriminator)
+        # raw tensors: reduced to scalars only on logging steps (no per-step host sync)
+        return {"loss/d": loss.detach(), "d_out/real": d_real.detach(), "d_out/fake": d_fake.detach()}
+
+    def _generator_update(self, opt) -> dict:
+        z = self.sample_latent(self.cfg.train.g_batch_size, "generator", self.g_step)
+        with self.toggled_optimizer(opt):  # D's parameters get no gradients
+            d_fake = self.discriminator(self.generator(z))
+            loss = self.loss.generator(d_fake)
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            opt.step()
+        return {"loss/g": loss.detach()}
+
+    def _schedulers(self) -> list:
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return []
+        return schedulers if isinstance(schedulers, list) else [schedulers]
+
+    # -- logging -------------------------------------------------------------------------------
+    def _log_scalars(self, outputs: dict) -> None:
+        opt_g, opt_d = self.optimizers()
+        scalars = {name: value.mean() for name, value in outputs.items()}
+        scalars["lr/g"] = opt_g.param_groups[0]["lr"]
+        scalars["lr/d"] = opt_d.param_groups[0]["lr"]
+        for layer, scale in self.norm.layer_scales(self.discriminator).items():
+            scalars[f"norm_scale/{layer}"] = scale
+        self.last_metrics = {name: float(value) for name, value in scalars.items()}
+        for logger in self.loggers:
+            logger.log_metrics(self.last_metrics, step=self.g_step)
+
+    # -- checkpoint --------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["gan_counters"] = {"g_step": self.g_step, "d_step": self.d_step,
+                                      "d_steps_since_g": self.d_steps_since_g}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        counters = checkpoint["gan_counters"]
+        self.g_step, self.d_step = counters["g_step"], counters["d_step"]
+        self.d_steps_since_g = counters["d_steps_since_g"]

@@ -1,0 +1,40 @@
+"""The interface through which architectures normalize their discriminator.
+
+An architecture builds each weight layer (conv / dense) and hands it to ``wrap_weight_layer``;
+it asks ``feature_layer`` for what follows a hidden layer (batch/layer norm baselines) and uses
+``conv_padding_mode`` for its convolutions. The training step adds ``penalty`` to the
+discriminator loss and calls ``after_discriminator_update``. Architectures never ask which
+method they were given, so a new normalization is one subclass plus one YAML file in conf/norm.
+"""
+
+from torch import nn
+
+
+class Normalization:
+    """The identity for every hook: an unnormalized discriminator."""
+
+    #: padding mode of the critic's convolutions ("circular" where the method needs it, e.g. SAN)
+    conv_padding_mode: str = "zeros"
+
+    def wrap_weight_layer(self, layer: nn.Module) -> nn.Module:
+        """Return ``layer`` with its weight normalized (in place, as a parametrization, or wrapped)."""
+        return layer
+
+    def feature_layer(self, num_channels: int) -> nn.Module:
+        """The module that follows a hidden layer's linear map (before its activation)."""
+        return nn.Identity()
+
+    def penalty(self, discriminator: nn.Module, real, fake):
+        """A regularization term added to the discriminator loss, or None."""
+        return None
+
+    def after_discriminator_update(self, discriminator: nn.Module) -> None:
+        """Called after every discriminator optimizer step (e.g. weight clipping)."""
+
+    def layer_scales(self, discriminator: nn.Module) -> dict:
+        """Per-layer normalizing constants currently in use, for logging ({layer name: scalar tensor})."""
+        return {}
+
+
+class NoNormalization(Normalization):
+    """norm=none: the discriminator as built."""

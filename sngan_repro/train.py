@@ -1,0 +1,59 @@
+"""Train a GAN: ``python -m sngan_repro.train [group=option ...] [key=value ...]``.
+
+Thin: validate the composed config, then datamodule + models + module + callbacks + loggers
+-> Trainer.fit. Errors in the user's input are reported as one sentence, before heavy work.
+"""
+
+import sys
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from .callbacks import FixedLatentSamples, GeneratorStepCheckpoint, GeneratorStepProgressBar
+from .config import CONFIG_DIR, CONFIG_NAME, instantiate_checked, validate
+from .data import build_datamodule
+from .errors import SnganReproError
+from .module import GAN
+
+
+def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
+    logger = instantiate_checked(cfg.logger) if cfg.logger else False
+    callbacks = [
+        GeneratorStepCheckpoint(every_n_g_steps=cfg.train.checkpoint_every, dirpath=output_dir / "checkpoints",
+                                save_top_k=-1),
+        FixedLatentSamples(every_n_g_steps=cfg.train.sample_every, directory=output_dir / "samples"),
+        GeneratorStepProgressBar(),
+    ]
+    return instantiate_checked(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(output_dir))
+
+
+def run(cfg: DictConfig) -> GAN:
+    """Train as ``cfg`` says and return the trained module; the run directory is ``cfg.paths.output_dir``."""
+    OmegaConf.resolve(cfg)
+    validate(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    datamodule.prepare_data()  # a missing dataset stops the run here, before any training
+    module = GAN(cfg)
+    trainer = build_trainer(cfg, output_dir)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    return module
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name=CONFIG_NAME, version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except SnganReproError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
