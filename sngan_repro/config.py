@@ -30,10 +30,23 @@ def compose(overrides=()) -> DictConfig:
     with open_dict(hydra_node):
         hydra_node.runtime.output_dir = str(Path(hydra_node.run.dir).resolve())
     HydraConfig.instance().set_config(cfg)
-    OmegaConf.resolve(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
+    return resolve(cfg)
+
+
+def resolve(cfg: DictConfig) -> DictConfig:
+    """Resolve all interpolations in place."""
+    OmegaConf.resolve(cfg)
     return cfg
+
+
+def _project_choices(choices) -> DictConfig:
+    """The option picked in each of the project's config groups (Hydra's own groups left out)."""
+    return OmegaConf.create({group: option for group, option in choices.items() if not group.startswith("hydra/")})
+
+
+OmegaConf.register_new_resolver("project_choices", _project_choices, replace=True)
 
 
 def instantiate_checked(node, **kwargs):
@@ -58,9 +71,11 @@ def validate(cfg: DictConfig) -> None:
     _require(isinstance(train.steps, int) and train.steps > 0,
              f"train.steps={train.steps} must be a positive number of generator updates.")
     for key in ("batch_size", "g_batch_size", "log_every", "sample_every", "num_samples"):
-        _require(isinstance(train[key], int) and train[key] > 0, f"train.{key}={train[key]} must be a positive integer.")
+        _require(isinstance(train[key], int) and train[key] > 0,
+                 f"train.{key}={train[key]} must be a positive integer.")
     _require(isinstance(train.checkpoint_every, int) and train.checkpoint_every >= 0,
-             f"train.checkpoint_every={train.checkpoint_every} must be 0 (final checkpoint only) or a positive integer.")
+             f"train.checkpoint_every={train.checkpoint_every} must be 0 (final checkpoint only) "
+             f"or a positive integer.")
     _require(isinstance(optim.n_dis, int) and optim.n_dis >= 1,
              f"optim.n_dis={optim.n_dis} must be an integer >= 1 (discriminator updates per generator update).")
     for key in ("lr_g", "lr_d"):
@@ -76,10 +91,10 @@ def validate(cfg: DictConfig) -> None:
 
 def check_checkpoint(path) -> Path:
     """A resumable checkpoint exists and is a torch zip archive; raise CheckpointError otherwise."""
-
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"ckpt_path={str(path)!r} does not exist; give the path of a .ckpt file written by a run.")
+        raise CheckpointError(f"ckpt_path={str(path)!r} does not exist; "
+                              f"give the path of a .ckpt file written by a run.")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"ckpt_path={str(path)!r} is not a readable checkpoint (not a torch zip archive); "
                               f"it may be truncated or corrupt.")

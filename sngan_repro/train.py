@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from .callbacks import FixedLatentSamples, GeneratorStepCheckpoint, GeneratorStepProgressBar
-from .config import CONFIG_DIR, CONFIG_NAME, instantiate_checked, validate
+from .config import CONFIG_DIR, CONFIG_NAME, instantiate_checked, resolve, validate
 from .data import build_datamodule
 from .errors import SnganReproError
 from .module import GAN
@@ -24,23 +24,23 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
         GeneratorStepCheckpoint(every_n_g_steps=cfg.train.checkpoint_every, dirpath=output_dir / "checkpoints",
                                 save_top_k=-1),
         FixedLatentSamples(every_n_g_steps=cfg.train.sample_every, directory=output_dir / "samples"),
-        GeneratorStepProgressBar(),
     ]
+    if cfg.trainer.enable_progress_bar:
+        callbacks.append(GeneratorStepProgressBar())
     return instantiate_checked(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(output_dir))
 
 
 def run(cfg: DictConfig) -> GAN:
     """Train as ``cfg`` says and return the trained module; the run directory is ``cfg.paths.output_dir``."""
-    OmegaConf.resolve(cfg)
-    validate(cfg)
+    validate(resolve(cfg))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = GAN(cfg)  # cheap, and refuses sizes or options the architecture cannot serve
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # a missing dataset stops the run here, before any training
-    module = GAN(cfg)
     trainer = build_trainer(cfg, output_dir)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     return module

@@ -18,8 +18,8 @@ class GeneratorStepProgressBar(TQDMProgressBar):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not pl_module.generator_stepped or not self._should_update(pl_module.g_step, self.train_progress_bar.total):
             return
+        self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
         self.train_progress_bar.update(pl_module.g_step - self.train_progress_bar.n)
-        self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=True)
 
     def get_metrics(self, trainer, pl_module) -> dict:
         return {name.replace("/", "_"): f"{pl_module.last_metrics[name]:.3g}"

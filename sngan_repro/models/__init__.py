@@ -1,14 +1,14 @@
 """Generators and discriminators, one module per paper family; built from ``cfg.arch``."""
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from ..config import instantiate_checked
 from ..errors import ConfigError
 from ..normalizations import Normalization
 
 
 def build_normalization(cfg: DictConfig) -> Normalization:
-    norm = instantiate(cfg.norm)
+    norm = instantiate_checked(cfg.norm)
     if not isinstance(norm, Normalization):
         raise ConfigError(f"norm._target_={cfg.norm.get('_target_')!r} is not a sngan_repro Normalization.")
     return norm
@@ -17,6 +17,6 @@ def build_normalization(cfg: DictConfig) -> Normalization:
 def build_models(cfg: DictConfig):
     """Return ``(generator, discriminator)`` for a composed config (see ``sngan_repro.compose``)."""
     shape = {"image_size": cfg.dataset.image_size, "channels": cfg.dataset.channels, "width": cfg.arch.width}
-    generator = instantiate(cfg.arch.generator, latent_dim=cfg.arch.latent_dim, **shape)
-    discriminator = instantiate(cfg.arch.discriminator, norm=build_normalization(cfg), **shape)
+    generator = instantiate_checked(cfg.arch.generator, latent_dim=cfg.arch.latent_dim, **shape)
+    discriminator = instantiate_checked(cfg.arch.discriminator, norm=build_normalization(cfg), **shape)
     return generator, discriminator

@@ -54,7 +54,9 @@ class Discriminator(nn.Module):
                  widths=(64, 64, 128, 128, 256, 256, 512), leaky_slope: float = 0.1, init: str = "default"):
         super().__init__()
         if len(widths) != len(_DISCRIMINATOR_CONVS):
-            raise ConfigError(f"arch.discriminator.widths needs {len(_DISCRIMINATOR_CONVS)} entries; got {list(widths)}.")
+            raise ConfigError(
+                f"arch.discriminator.widths needs {len(_DISCRIMINATOR_CONVS)} entries; got {list(widths)}."
+            )
         base = _base_size(image_size)
         widths = scale_widths(widths, width)
         layers: list[nn.Module] = []

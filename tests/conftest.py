@@ -1,0 +1,39 @@
+from pathlib import Path
+
+import pytest
+
+from sngan_repro import compose
+from sngan_repro.config import CONFIG_DIR
+
+GROUPS = ("dataset", "arch", "norm", "loss", "optim", "trainer", "logger", "experiment")
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def tiny_run_overrides(output_dir: Path, steps: int = 20, *extra: str) -> list[str]:
+    """A seconds-long CPU run on the embedded digits with a very slim standard CNN."""
+    return [
+        "experiment=quickstart",
+        "arch.width=0.125",
+        "dataset.image_size=16",
+        f"train.steps={steps}",
+        "train.batch_size=16",
+        "train.log_every=5",
+        "train.sample_every=10",
+        "train.checkpoint_every=10",
+        "train.num_samples=16",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        f"paths.output_dir={output_dir}",
+        *extra,
+    ]
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    def make(*extra: str, steps: int = 20, output_dir: Path | None = None):
+        return compose(tiny_run_overrides(output_dir or tmp_path, steps, *extra))
+
+    return make

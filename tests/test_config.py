@@ -1,0 +1,119 @@
+"""Composition of every config option, validation messages, and the command line's help."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from conftest import GROUPS, group_options
+from omegaconf import OmegaConf
+
+from sngan_repro import build_models, compose, validate
+from sngan_repro.errors import CheckpointError, ConfigError
+
+
+def test_defaults_are_sngan_cifar10_standard_cnn():
+    cfg = compose([])
+    assert dict(cfg.choices) == {"dataset": "cifar10", "arch": "sngan_cnn", "norm": "sn", "loss": "nonsat",
+                                 "optim": "B", "trainer": "default", "logger": "tensorboard", "experiment": None}
+    assert cfg.dataset.image_size == 32 and cfg.train.steps == 100_000 and cfg.train.batch_size == 64
+    assert cfg.arch.latent_dim == 128
+
+
+@pytest.mark.parametrize(
+    "group,option", [(group, option) for group in GROUPS for option in group_options(group)]
+)
+def test_every_option_composes_and_builds(group, option):
+    cfg = compose([f"{group}={option}", "arch.width=0.125"])
+    validate(cfg)
+    assert cfg.choices[group] == option
+    generator, discriminator = build_models(cfg)
+    z = torch.randn(2, cfg.arch.latent_dim)
+    images = generator(z)
+    size = cfg.dataset.image_size
+    assert images.shape == (2, cfg.dataset.channels, size, size)
+    assert discriminator(images).shape == (2,)
+
+
+@pytest.mark.parametrize(
+    "setting,lr,betas,n_dis",
+    [("A", 1e-4, (0.5, 0.9), 5), ("B", 1e-4, (0.5, 0.999), 1), ("C", 2e-4, (0.5, 0.999), 1),
+     ("D", 1e-3, (0.5, 0.9), 5), ("E", 1e-3, (0.5, 0.999), 5), ("F", 1e-3, (0.9, 0.999), 5),
+     ("resnet", 2e-4, (0.0, 0.9), 5)],
+)
+def test_optimizer_settings_are_miyato_table_1(setting, lr, betas, n_dis):
+    optim = compose([f"optim={setting}"]).optim
+    assert (optim.lr_g, optim.lr_d, tuple(optim.optimizer.betas), optim.n_dis) == (lr, lr, betas, n_dis)
+    assert optim.lr_decay == ("linear" if setting == "resnet" else "constant")
+
+
+def test_ttur_sets_discriminator_rate_alone():
+    optim = compose(["optim=B", "optim.lr_d=4e-4"]).optim
+    assert (optim.lr_g, optim.lr_d) == (1e-4, 4e-4)
+
+
+def test_authors_code_variant_of_standard_cnn():
+    cfg = compose(["arch=sngan_cnn_code"])
+    assert list(cfg.arch.discriminator.widths) == [64, 128, 128, 256, 256, 512, 512]
+    assert cfg.arch.discriminator.leaky_slope == 0.2 and cfg.arch.latent_distribution == "uniform"
+
+
+@pytest.mark.parametrize(
+    "override,fragment",
+    [("train.steps=0", "train.steps=0 must be a positive"),
+     ("optim.n_dis=0", "optim.n_dis=0 must be an integer >= 1"),
+     ("optim.lr_decay=cosine", "optim.lr_decay='cosine' is not one of constant, linear"),
+     ("arch.latent_distribution=cauchy", "arch.latent_distribution='cauchy' is not one of normal, uniform"),
+     ("optim.lr_d=-1", "optim.lr_d=-1 must be positive")],
+)
+def test_invalid_values_get_one_sentence(override, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
+        validate(compose([override]))
+
+
+def test_missing_and_corrupt_checkpoints_are_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        validate(compose([f"ckpt_path={tmp_path / 'nope.ckpt'}"]))
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        validate(compose([f"ckpt_path={corrupt}"]))
+
+
+def test_image_size_the_architecture_cannot_serve():
+    with pytest.raises(ConfigError, match="divisible by 8"):
+        build_models(compose(["dataset=digits", "dataset.image_size=20"]))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sngan_repro.train", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_help_lists_groups_and_options():
+    out = _cli("--help").stdout
+    for group in GROUPS:
+        assert f"{group}:" in out
+    assert "none, sn" in out and "A, B, C, D, E, F, resnet" in out
+
+
+def test_cfg_job_prints_composed_config():
+    result = _cli("experiment=quickstart", "--cfg", "job")
+    assert result.returncode == 0
+    assert "DigitsDataModule" in result.stdout and "steps: 1500" in result.stdout
+
+
+def test_unknown_option_names_the_accepted_ones():
+    result = _cli("norm=nosuchnorm")
+    assert result.returncode != 0
+    assert "Could not find 'norm/nosuchnorm'" in result.stderr
+    assert "Available options in 'norm'" in result.stderr
+
+
+def test_compose_matches_command_line():
+    printed = yaml.safe_load(_cli("experiment=quickstart", "norm=none", "--cfg", "job", "--resolve").stdout)
+    composed = OmegaConf.to_container(compose(["experiment=quickstart", "norm=none"]))
+    # (the run directory is time-stamped, and --cfg does not create one)
+    for key in ("dataset", "arch", "norm", "loss", "optim", "trainer", "train", "seed", "ckpt_path", "choices"):
+        assert printed[key] == composed[key], key

@@ -1,0 +1,129 @@
+"""Datamodules: the embedded digits, CIFAR-10 in its real on-disk format, the offline error, and
+the resumable seeded sampler."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torchvision.datasets.cifar
+
+from sngan_repro.data import CIFAR10DataModule, DigitsDataModule, ResumableSampler
+from sngan_repro.errors import ConfigError, DatasetUnavailableError
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_digits_images_shape_and_range(channels):
+    dm = DigitsDataModule(image_size=32, channels=channels, value_range=(-1, 1))
+    dm.setup()
+    images = dm.train_set.images
+    assert images.shape == (1797, channels, 32, 32) and images.dtype == torch.uint8
+    scaled = dm.to_value_range(images)
+    assert scaled.min().item() == -1.0 and scaled.max().item() == 1.0
+    if channels == 3:  # replicated grey
+        assert torch.equal(images[:, 0], images[:, 2])
+
+
+def test_digits_follow_the_generator_range():
+    dm = DigitsDataModule(image_size=16, value_range=(0, 1))
+    dm.setup()
+    scaled = dm.to_value_range(dm.train_set.images[:100])
+    assert scaled.min().item() == 0.0 and scaled.max().item() == 1.0
+
+
+def test_digits_upsampling_keeps_the_digit():
+    from sklearn.datasets import load_digits
+
+    dm = DigitsDataModule(image_size=32)
+    dm.setup()
+    down = torch.nn.functional.avg_pool2d(dm.train_set.images[:50].float() / 255, 4)
+    native = torch.from_numpy(load_digits().images[:50]).float().unsqueeze(1) / 16
+    assert (down - native).abs().mean() < 0.08
+
+
+def test_digits_rejects_impossible_channels():
+    with pytest.raises(ConfigError, match="dataset.channels=2"):
+        DigitsDataModule(channels=2)
+
+
+def test_sampler_is_an_endless_sequence_of_seeded_permutations():
+    stream = iter(ResumableSampler(10, seed=3))
+    first = [next(stream) for _ in range(25)]
+    assert sorted(first[:10]) == list(range(10)) and sorted(first[10:20]) == list(range(10))
+    assert first[:10] != first[10:20]
+    resumed = iter(ResumableSampler(10, seed=3, start=13))
+    assert [next(resumed) for _ in range(12)] == first[13:25]
+
+
+def test_sampler_ranks_take_disjoint_shares():
+    shares = [iter(ResumableSampler(11, seed=0, rank=r, world_size=2)) for r in range(2)]
+    passes = [[next(s) for _ in range(5)] for s in shares]
+    assert not set(passes[0]) & set(passes[1])
+    assert len(set(passes[0]) | set(passes[1])) == 10
+
+
+def test_dataloader_resumes_at_consumed_batches():
+    dm = DigitsDataModule(image_size=8, batch_size=32, seed=5)
+    fresh = iter(dm.train_dataloader())
+    batches = [next(fresh) for _ in range(4)]
+    dm.load_state_dict({"batches_consumed": 3})
+    assert torch.equal(next(iter(dm.train_dataloader())), batches[3])
+
+
+def _write_cifar10(root, images_per_batch=4):
+    """CIFAR-10's python format: pickled dicts of (N, 3072) uint8 rows, channel-major (R, G, B planes)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, size=(images_per_batch, 3072), dtype=np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, "labels": [0] * images_per_batch}, f)
+        if name != "test_batch":
+            rows.append(data)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [str(i) for i in range(10)]}, f)
+    return np.concatenate(rows)
+
+
+def test_cifar10_loads_the_real_on_disk_format(tmp_path, monkeypatch):
+    rows = _write_cifar10(tmp_path)
+    # the files are not the real ones, so torchvision's md5 check is reduced to "file exists"
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
+    dm = CIFAR10DataModule(root=str(tmp_path), download=False)
+    dm.prepare_data()
+    dm.setup()
+    images = dm.train_set.images
+    assert images.shape == (20, 3, 32, 32)  # the training batches only, not test_batch
+    for i in (0, 7, 19):
+        assert torch.equal(images[i], torch.from_numpy(rows[i].reshape(3, 32, 32)))
+
+
+@pytest.mark.parametrize("download", [True, False])
+def test_cifar10_offline_error_says_where_and_how(tmp_path, download):
+    dm = CIFAR10DataModule(root=str(tmp_path / "cifar10"), download=download)
+    with pytest.raises(DatasetUnavailableError) as error:
+        dm.prepare_data()
+    message = str(error.value)
+    assert message.startswith(f"CIFAR-10 was not found (or is corrupt) in {tmp_path / 'cifar10'} and ")
+    assert ("the download failed" in message) == download
+    assert "cifar-10-python.tar.gz" in message and "dataset.root" in message
+    assert message.count(". ") == 0  # one sentence
+
+
+def test_cifar10_missing_stops_the_command_before_training(tmp_path):
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "sngan_repro.train", "dataset=cifar10", "dataset.download=false",
+         f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={run_dir}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: CIFAR-10 was not found (or is corrupt) in ")
+    assert "Traceback" not in result.stderr
+    assert (run_dir / "config.yaml").is_file() and not (run_dir / "checkpoints").exists()
