@@ -15,3 +15,7 @@ class DatasetUnavailableError(SnganReproError):
 
 class CheckpointError(SnganReproError):
     """A checkpoint path is missing or the file is not a readable checkpoint."""
+
+
+class TrainingDivergedError(SnganReproError):
+    """A loss became NaN or infinite; the checkpoints written before stay on disk."""

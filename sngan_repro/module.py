@@ -9,6 +9,7 @@ draws exactly what an uninterrupted one would.
 """
 
 import hashlib
+import math
 
 import pytorch_lightning as pl
 import torch
@@ -16,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LambdaLR
 
 from .config import instantiate_checked
+from .errors import CheckpointError, TrainingDivergedError
 from .losses import GANLoss
 from .models import build_models, build_normalization
 
@@ -92,6 +94,10 @@ class GAN(pl.LightningModule):
         schedulers = [LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total)) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], schedulers
 
+    def on_train_start(self) -> None:
+        if self.g_step >= self.cfg.train.steps:  # resumed from a run that already reached train.steps
+            self.trainer.should_stop = True
+
     def training_step(self, real: torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         d_out = self._discriminator_update(real, opt_d)
@@ -153,6 +159,12 @@ class GAN(pl.LightningModule):
         self.last_metrics = {name: float(value) for name, value in scalars.items()}
         for logger in self.loggers:
             logger.log_metrics(self.last_metrics, step=self.g_step)
+        diverged = [name for name in ("loss/d", "loss/g") if not math.isfinite(self.last_metrics[name])]
+        if diverged:  # checked on logging steps only: the values are on the host there anyway
+            raise TrainingDivergedError(
+                f"Training diverged: {diverged[0]} is {self.last_metrics[diverged[0]]} at generator step "
+                f"{self.g_step}; the checkpoints written before it are in {self.trainer.default_root_dir}/checkpoints."
+            )
 
     # -- checkpoint --------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -160,6 +172,9 @@ class GAN(pl.LightningModule):
                                       "d_steps_since_g": self.d_steps_since_g}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        counters = checkpoint["gan_counters"]
+        counters = checkpoint.get("gan_counters")
+        if counters is None:
+            raise CheckpointError("The checkpoint has no generator/discriminator step counters; "
+                                  "it was not written by sngan_repro.train.")
         self.g_step, self.d_step = counters["g_step"], counters["d_step"]
         self.d_steps_since_g = counters["d_steps_since_g"]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .callbacks import FixedLatentSamples, GeneratorStepCheckpoint, GeneratorStepProgressBar
@@ -52,7 +54,12 @@ def main(cfg: DictConfig) -> None:
         run(cfg)
     except SnganReproError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        output_dir = Path(cfg.paths.output_dir)
+        if output_dir.is_dir():
+            (output_dir / "error.txt").write_text(f"{type(error).__name__}: {error}\n")
+        # in a sweep one failed run (e.g. a diverging setting) must not stop the others
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            sys.exit(2)
 
 
 if __name__ == "__main__":

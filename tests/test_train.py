@@ -80,3 +80,46 @@ def test_resume_continues_the_same_run(tiny_cfg, tmp_path):
         for param, moments in state_a["state"].items():
             for name, value in moments.items():
                 assert torch.equal(value, state_b["state"][param][name]), (param, name)
+
+
+def test_diverging_loss_stops_with_one_sentence_and_keeps_checkpoints(tiny_cfg, tmp_path, monkeypatch):
+    import itertools
+
+    from sngan_repro.errors import TrainingDivergedError
+    from sngan_repro.losses import HingeLoss
+
+    original, calls = HingeLoss.discriminator, itertools.count(1)
+
+    def nan_from_the_13th_update(self, d_real, d_fake):
+        loss = original(self, d_real, d_fake)
+        return loss * float("nan") if next(calls) >= 13 else loss
+
+    monkeypatch.setattr(HingeLoss, "discriminator", nan_from_the_13th_update)
+    with pytest.raises(TrainingDivergedError, match=r"loss/d is nan at generator step 15; the checkpoints"):
+        run(tiny_cfg(steps=20))
+    assert (tmp_path / "checkpoints" / "g_step=0000010.ckpt").is_file()
+
+
+def test_resuming_a_finished_run_does_not_train_further(tiny_cfg, tmp_path):
+    run(tiny_cfg("logger=none", steps=4, output_dir=tmp_path / "done"))
+    checkpoint = tmp_path / "done" / "checkpoints" / "last.ckpt"
+    module = run(tiny_cfg("logger=none", f"ckpt_path={checkpoint}", steps=4, output_dir=tmp_path / "again"))
+    assert (module.g_step, module.d_step) == (4, 4)
+
+
+def test_a_failing_job_does_not_stop_a_sweep(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import tiny_run_overrides
+
+    overrides = [o for o in tiny_run_overrides(tmp_path) if not o.startswith(("paths.output_dir", "train.steps"))]
+    result = subprocess.run(
+        [sys.executable, "-m", "sngan_repro.train", "-m", "train.steps=0,3", "logger=none", *overrides,
+         f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "error: train.steps=0 must be a positive number" in result.stderr
+    assert (tmp_path / "sweep" / "0" / "error.txt").is_file()
+    assert (tmp_path / "sweep" / "1" / "checkpoints" / "last.ckpt").is_file()
