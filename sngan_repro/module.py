@@ -45,8 +45,8 @@ class GAN(pl.LightningModule):
         self.cfg = OmegaConf.create(cfg)
         self.automatic_optimization = False
 
-        self.generator, self.discriminator = build_models(self.cfg)
         self.norm = build_normalization(self.cfg)
+        self.generator, self.discriminator = build_models(self.cfg, norm=self.norm)
         self.loss: GANLoss = instantiate_checked(self.cfg.loss)
         self.output_range = tuple(self.cfg.arch.output_range)
         self._noise_generators: dict[torch.device, torch.Generator] = {}
@@ -62,7 +62,7 @@ class GAN(pl.LightningModule):
     # -- noise -------------------------------------------------------------------------------
     def sample_latent(self, n: int, stream: str, step: int, rank: int | None = None) -> torch.Tensor:
         """n codes from the latent prior, a function of (seed, rank, stream, step) only."""
-        device = self.fixed_z.device if hasattr(self, "fixed_z") else torch.device("cpu")
+        device = self.device
         generator = self._noise_generators.get(device)
         if generator is None:
             generator = self._noise_generators[device] = torch.Generator(device)

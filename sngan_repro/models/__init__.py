@@ -14,9 +14,12 @@ def build_normalization(cfg: DictConfig) -> Normalization:
     return norm
 
 
-def build_models(cfg: DictConfig):
-    """Return ``(generator, discriminator)`` for a composed config (see ``sngan_repro.compose``)."""
+def build_models(cfg: DictConfig, norm: Normalization | None = None):
+    """Return ``(generator, discriminator)`` for a composed config (see ``sngan_repro.compose``).
+
+    ``norm`` is the discriminator's normalization, built from ``cfg.norm`` when not given.
+    """
     shape = {"image_size": cfg.dataset.image_size, "channels": cfg.dataset.channels, "width": cfg.arch.width}
     generator = instantiate_checked(cfg.arch.generator, latent_dim=cfg.arch.latent_dim, **shape)
-    discriminator = instantiate_checked(cfg.arch.discriminator, norm=build_normalization(cfg), **shape)
+    discriminator = instantiate_checked(cfg.arch.discriminator, norm=norm or build_normalization(cfg), **shape)
     return generator, discriminator
