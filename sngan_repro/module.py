@@ -21,7 +21,7 @@ from .errors import CheckpointError, TrainingDivergedError
 from .losses import GANLoss
 from .models import build_models, build_normalization
 
-_NOISE_STREAMS = ("discriminator", "generator", "fixed")
+_NOISE_STREAMS = ("discriminator", "generator", "fixed", "penalty")
 
 
 def stream_seed(seed: int, rank: int, stream: str, step: int) -> int:
@@ -60,14 +60,17 @@ class GAN(pl.LightningModule):
         self.last_metrics: dict[str, float] = {}  # scalars of the last logging step
 
     # -- noise -------------------------------------------------------------------------------
+    def rng(self, stream: str, step: int, rank: int | None = None) -> torch.Generator:
+        """A generator on this module's device seeded by (seed, rank, stream, step) only."""
+        generator = self._noise_generators.get(self.device)
+        if generator is None:
+            generator = self._noise_generators[self.device] = torch.Generator(self.device)
+        rank = self.global_rank if rank is None else rank
+        return generator.manual_seed(stream_seed(self.cfg.seed, rank, stream, step))
+
     def sample_latent(self, n: int, stream: str, step: int, rank: int | None = None) -> torch.Tensor:
         """n codes from the latent prior, a function of (seed, rank, stream, step) only."""
-        device = self.device
-        generator = self._noise_generators.get(device)
-        if generator is None:
-            generator = self._noise_generators[device] = torch.Generator(device)
-        rank = self.global_rank if rank is None else rank
-        generator.manual_seed(stream_seed(self.cfg.seed, rank, stream, step))
+        generator, device = self.rng(stream, step, rank), self.device
         shape = (n, self.cfg.arch.latent_dim)
         if self.cfg.arch.latent_distribution == "uniform":
             return torch.rand(shape, generator=generator, device=device).mul_(2).sub_(1)
@@ -122,7 +125,7 @@ class GAN(pl.LightningModule):
             fake = self.generator(z)
         d_real, d_fake = self.discriminator(real), self.discriminator(fake)
         loss = self.loss.discriminator(d_real, d_fake)
-        penalty = self.norm.penalty(self.discriminator, real, fake)
+        penalty = self.norm.penalty(self.discriminator, real, fake, self.rng("penalty", self.d_step))
         if penalty is not None:
             loss = loss + penalty
         opt.zero_grad(set_to_none=True)

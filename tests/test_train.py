@@ -123,3 +123,12 @@ def test_a_failing_job_does_not_stop_a_sweep(tmp_path):
     assert "error: train.steps=0 must be a positive number" in result.stderr
     assert (tmp_path / "sweep" / "0" / "error.txt").is_file()
     assert (tmp_path / "sweep" / "1" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_checkpoint_rebuilds_its_module(tiny_cfg, tmp_path):
+    from sngan_repro.module import GAN
+
+    trained = run(tiny_cfg("logger=none", steps=4))
+    loaded = GAN.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert loaded.g_step == 4
+    torch.testing.assert_close(loaded.generate(trained.fixed_z), trained.generate(trained.fixed_z))

@@ -94,7 +94,7 @@ class ImageDataModule(pl.LightningDataModule):
                                    rank=rank, world_size=world_size)
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True,
                           num_workers=self.num_workers, collate_fn=_keep_batch,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
 
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
         if self.trainer is not None and self.trainer.training:

@@ -60,14 +60,14 @@ class Discriminator(nn.Module):
         base = _base_size(image_size)
         widths = scale_widths(widths, width)
         layers: list[nn.Module] = []
-        c_in = channels
+        c_in, size = channels, image_size
         for index, (c_out, (kernel, stride)) in enumerate(zip(widths, _DISCRIMINATOR_CONVS)):
             conv = nn.Conv2d(c_in, c_out, kernel, stride, padding=1, padding_mode=norm.conv_padding_mode)
-            layers.append(norm.wrap_weight_layer(initialize(conv, init)))
+            layers.append(norm.wrap_weight_layer(initialize(conv, init), input_size=(size, size)))
             if index > 0:  # the input layer is never feature-normalized (Miyato et al.'s baselines)
                 layers.append(norm.feature_layer(c_out))
             layers.append(nn.LeakyReLU(leaky_slope))
-            c_in = c_out
+            c_in, size = c_out, size // stride
         self.features = nn.Sequential(*layers)
         self.classifier = norm.wrap_weight_layer(initialize(nn.Linear(c_in * base * base, 1), init))
 

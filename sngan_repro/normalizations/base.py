@@ -1,9 +1,10 @@
 """The interface through which architectures normalize their discriminator.
 
-An architecture builds each weight layer (conv / dense) and hands it to ``wrap_weight_layer``;
-it asks ``feature_layer`` for what follows a hidden layer (batch/layer norm baselines) and uses
-``conv_padding_mode`` for its convolutions. The training step adds ``penalty`` to the
-discriminator loss and calls ``after_discriminator_update``. Architectures never ask which
+An architecture builds each weight layer (conv / dense) and hands it to ``wrap_weight_layer``
+with the spatial size of that layer's input; it asks ``feature_layer`` for what follows a
+hidden layer (batch/layer norm baselines) and uses ``conv_padding_mode`` for its convolutions.
+The training step adds ``penalty`` to the discriminator loss and calls
+``after_discriminator_update``. Architectures never ask which
 method they were given, so a new normalization is one subclass plus one YAML file in conf/norm.
 """
 
@@ -16,16 +17,23 @@ class Normalization:
     #: padding mode of the critic's convolutions ("circular" where the method needs it, e.g. SAN)
     conv_padding_mode: str = "zeros"
 
-    def wrap_weight_layer(self, layer: nn.Module) -> nn.Module:
-        """Return ``layer`` with its weight normalized (in place, as a parametrization, or wrapped)."""
+    def wrap_weight_layer(self, layer: nn.Module, input_size: tuple[int, int] | None = None) -> nn.Module:
+        """Return ``layer`` with its weight normalized (in place, as a parametrization, or wrapped).
+
+        ``input_size`` is the (height, width) of the layer's input feature map (None for dense layers).
+        """
         return layer
 
     def feature_layer(self, num_channels: int) -> nn.Module:
         """The module that follows a hidden layer's linear map (before its activation)."""
         return nn.Identity()
 
-    def penalty(self, discriminator: nn.Module, real, fake):
-        """A regularization term added to the discriminator loss, or None."""
+    def penalty(self, discriminator: nn.Module, real, fake, rng):
+        """A regularization term added to the discriminator loss, or None.
+
+        ``rng`` is a torch.Generator on the data's device, seeded per update by the module, for
+        any random draw the penalty needs (so that resumed runs stay exact).
+        """
         return None
 
     def after_discriminator_update(self, discriminator: nn.Module) -> None:

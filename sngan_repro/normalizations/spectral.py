@@ -18,7 +18,7 @@ class SpectralNormalization(Normalization):
         self.n_power_iterations = n_power_iterations
         self.eps = eps
 
-    def wrap_weight_layer(self, layer: nn.Module) -> nn.Module:
+    def wrap_weight_layer(self, layer: nn.Module, input_size=None) -> nn.Module:
         return parametrizations.spectral_norm(layer, n_power_iterations=self.n_power_iterations, eps=self.eps)
 
     def layer_scales(self, discriminator: nn.Module) -> dict:
