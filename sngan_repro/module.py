@@ -20,8 +20,9 @@ from .config import instantiate_checked
 from .errors import CheckpointError, TrainingDivergedError
 from .losses import GANLoss
 from .models import build_models, build_normalization
+from .nn import OutputHead, project_parameters_  # slopes of (T)PReLUs clipped to [0, 1] after every update
 
-_NOISE_STREAMS = ("discriminator", "generator", "fixed", "penalty")
+_NOISE_STREAMS = ("discriminator", "generator", "fixed", "penalty", "normalization")
 
 
 def stream_seed(seed: int, rank: int, stream: str, step: int) -> int:
@@ -97,6 +98,12 @@ class GAN(pl.LightningModule):
         schedulers = [LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total)) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], schedulers
 
+    def on_fit_start(self) -> None:
+        if self.g_step == 0:  # a fresh run: heads that start from data statistics (bn_clip) get them
+            for head in self.generator.modules():
+                if isinstance(head, OutputHead) and head.wants_data_statistics:
+                    head.initialize_from_data(*self.trainer.datamodule.channel_statistics())
+
     def on_train_start(self) -> None:
         if self.g_step >= self.cfg.train.steps:  # resumed from a run that already reached train.steps
             self.trainer.should_stop = True
@@ -119,19 +126,23 @@ class GAN(pl.LightningModule):
         if self.g_step >= self.cfg.train.steps:
             self.trainer.should_stop = True
 
-    def _discriminator_update(self, real: torch.Tensor, opt) -> dict:
-        z = self.sample_latent(real.shape[0], "discriminator", self.d_step)
+    def discriminator_loss(self, real: torch.Tensor, step: int):
+        """The critic's loss (with its normalization's penalty) on a real batch and fresh fakes."""
+        z = self.sample_latent(real.shape[0], "discriminator", step)
         with torch.no_grad():
             fake = self.generator(z)
         d_real, d_fake = self.discriminator(real), self.discriminator(fake)
         loss = self.loss.discriminator(d_real, d_fake)
-        penalty = self.norm.penalty(self.discriminator, real, fake, self.rng("penalty", self.d_step))
-        if penalty is not None:
-            loss = loss + penalty
+        penalty = self.norm.penalty(self.discriminator, real, fake, self.rng("penalty", step))
+        return (loss if penalty is None else loss + penalty), d_real, d_fake
+
+    def _discriminator_update(self, real: torch.Tensor, opt) -> dict:
+        loss, d_real, d_fake = self.discriminator_loss(real, self.d_step)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         opt.step()
-        self.norm.after_discriminator_update(self.discriminator)
+        project_parameters_(self.discriminator)
+        self.norm.after_discriminator_update(self.discriminator, self.d_step, self.rng("normalization", self.d_step, 0))
         # raw tensors: reduced to scalars only on logging steps (no per-step host sync)
         return {"loss/d": loss.detach(), "d_out/real": d_real.detach(), "d_out/fake": d_fake.detach()}
 
@@ -143,6 +154,7 @@ class GAN(pl.LightningModule):
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             opt.step()
+        project_parameters_(self.generator)
         return {"loss/g": loss.detach()}
 
     def _schedulers(self) -> list:

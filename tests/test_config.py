@@ -95,7 +95,7 @@ def test_help_lists_groups_and_options():
     out = _cli("--help").stdout
     for group in GROUPS:
         assert f"{group}:" in out
-    assert "none, sn" in out and "A, B, C, D, E, F, resnet" in out
+    assert "norm: bn, clip, gp, ln, none, ortho, san, sn, wn" in out and "optim: A, B, C, D, E, F, resnet" in out
 
 
 def test_cfg_job_prints_composed_config():

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import group_options
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sngan_repro.train import run
@@ -132,3 +133,11 @@ def test_checkpoint_rebuilds_its_module(tiny_cfg, tmp_path):
     loaded = GAN.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu")
     assert loaded.g_step == 4
     torch.testing.assert_close(loaded.generate(trained.fixed_z), trained.generate(trained.fixed_z))
+
+
+@pytest.mark.parametrize("norm", group_options("norm"))
+def test_every_normalization_trains_ten_generator_steps(tiny_cfg, norm):
+    loss = "wgan" if norm in ("clip", "gp") else "hinge"
+    module = run(tiny_cfg(f"norm={norm}", f"loss={loss}", "logger=none", "train.log_every=1", steps=10))
+    assert module.g_step == 10
+    assert all(math.isfinite(v) for v in module.last_metrics.values()), module.last_metrics

@@ -111,6 +111,14 @@ class ImageDataModule(pl.LightningDataModule):
         self.batches_consumed = int(state_dict["batches_consumed"])
 
     # -- helpers ---------------------------------------------------------------------------
+    def channel_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std of the training images in ``value_range`` units."""
+        self.setup()
+        images = self.train_set.images
+        low, high = self.value_range
+        pixels = images.transpose(0, 1).flatten(1).double() * ((high - low) / 255.0) + low
+        return pixels.mean(1).float(), pixels.std(1).float()
+
     def to_value_range(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [0, 255] -> float in ``value_range``."""
         low, high = self.value_range

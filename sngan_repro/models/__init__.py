@@ -4,6 +4,7 @@ from omegaconf import DictConfig
 
 from ..config import instantiate_checked
 from ..errors import ConfigError
+from ..nn import OutputHead
 from ..normalizations import Normalization
 
 
@@ -20,6 +21,7 @@ def build_models(cfg: DictConfig, norm: Normalization | None = None):
     ``norm`` is the discriminator's normalization, built from ``cfg.norm`` when not given.
     """
     shape = {"image_size": cfg.dataset.image_size, "channels": cfg.dataset.channels, "width": cfg.arch.width}
-    generator = instantiate_checked(cfg.arch.generator, latent_dim=cfg.arch.latent_dim, **shape)
+    head = OutputHead(cfg.arch.head, cfg.dataset.channels, cfg.arch.output_range, cfg.arch.head_frozen)
+    generator = instantiate_checked(cfg.arch.generator, latent_dim=cfg.arch.latent_dim, head=head, **shape)
     discriminator = instantiate_checked(cfg.arch.discriminator, norm=norm or build_normalization(cfg), **shape)
     return generator, discriminator

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..nn import OutputHead
 from ..normalizations import Normalization
 from .init import initialize
 
@@ -28,10 +29,10 @@ def _base_size(image_size: int) -> int:
 
 
 class Generator(nn.Module):
-    """z -> dense -> (M/8)^2 x 512 -> BN, ReLU -> 3 x [deconv 4x4 s2, BN, ReLU] -> conv 3x3 -> tanh."""
+    """z -> dense -> (M/8)^2 x 512 -> BN, ReLU -> 3 x [deconv 4x4 s2, BN, ReLU] -> conv 3x3 -> head (tanh)."""
 
     def __init__(self, image_size: int, channels: int, latent_dim: int = 128, width: float = 1.0,
-                 widths=(512, 256, 128, 64), init: str = "default"):
+                 widths=(512, 256, 128, 64), init: str = "default", head: nn.Module | None = None):
         super().__init__()
         self.base = _base_size(image_size)
         widths = scale_widths(widths, width)
@@ -39,7 +40,7 @@ class Generator(nn.Module):
         layers: list[nn.Module] = [nn.BatchNorm2d(widths[0]), nn.ReLU()]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             layers += [initialize(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), init), nn.BatchNorm2d(c_out), nn.ReLU()]
-        layers += [initialize(nn.Conv2d(widths[-1], channels, 3, 1, 1), init), nn.Tanh()]
+        layers += [initialize(nn.Conv2d(widths[-1], channels, 3, 1, 1), init), head or OutputHead("tanh", channels)]
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

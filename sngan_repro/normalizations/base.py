@@ -36,8 +36,12 @@ class Normalization:
         """
         return None
 
-    def after_discriminator_update(self, discriminator: nn.Module) -> None:
-        """Called after every discriminator optimizer step (e.g. weight clipping)."""
+    def after_discriminator_update(self, discriminator: nn.Module, step: int, rng) -> None:
+        """Called after every discriminator optimizer step (e.g. weight clipping).
+
+        ``step`` counts discriminator updates from 0 (this one included); ``rng`` is a
+        torch.Generator seeded by the step, the same on every rank.
+        """
 
     def layer_scales(self, discriminator: nn.Module) -> dict:
         """Per-layer normalizing constants currently in use, for logging ({layer name: scalar tensor})."""

@@ -1,0 +1,54 @@
+"""Generator output heads (Mullery & Whelan, "Batch normalization in the final layer of
+generative networks"): what follows the generator's last convolution.
+
+- ``tanh``: tanh (the DCGAN convention);
+- ``bn_tanh``: BatchNorm then tanh (gamma 1, beta 0);
+- ``bn_clip``: BatchNorm then clipping to the output range, no tanh; gamma and beta start at the
+  training set's per-channel std and mean (in output-range units), optionally frozen.
+
+Tanh heads map to (-1, 1); for other output ranges use ``bn_clip``.
+"""
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+HEADS = ("tanh", "bn_tanh", "bn_clip")
+
+
+class OutputHead(nn.Module):
+    def __init__(self, kind: str, channels: int, output_range=(-1.0, 1.0), freeze: bool = False):
+        super().__init__()
+        if kind not in HEADS:
+            raise ConfigError(f"arch.head={kind!r} is not one of {', '.join(HEADS)}.")
+        if kind in ("tanh", "bn_tanh") and tuple(output_range) != (-1.0, 1.0):
+            raise ConfigError(f"arch.head={kind!r} produces (-1, 1) but arch.output_range={list(output_range)}; "
+                              f"use bn_clip or a [-1, 1] range.")
+        self.kind, self.freeze = kind, freeze
+        self.low, self.high = (float(v) for v in output_range)
+        self.norm = nn.BatchNorm2d(channels) if kind != "tanh" else None
+
+    @property
+    def wants_data_statistics(self) -> bool:
+        return self.kind == "bn_clip"
+
+    @torch.no_grad()
+    def initialize_from_data(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Start BN's beta and gamma at the data's per-channel mean and std (bn_clip only)."""
+        if not self.wants_data_statistics:
+            return
+        self.norm.bias.copy_(mean)
+        self.norm.weight.copy_(std)
+        self.norm.weight.requires_grad_(not self.freeze)
+        self.norm.bias.requires_grad_(not self.freeze)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.kind == "bn_clip":
+            return x.clamp(self.low, self.high)
+        return torch.tanh(x)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind}, freeze={self.freeze}"

@@ -1,0 +1,60 @@
+"""Generator output heads (Mullery & Whelan): tanh, BN + tanh, BN + clip initialized from data."""
+
+import pytest
+import torch
+from conftest import group_options
+
+from sngan_repro import build_models, compose
+from sngan_repro.errors import ConfigError
+from sngan_repro.nn import OutputHead
+from sngan_repro.train import run
+
+
+def test_heads_match_their_formulas():
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 4, 4) * 2 + 0.5
+    torch.testing.assert_close(OutputHead("tanh", 3)(x), torch.tanh(x))
+    variance = x.var((0, 2, 3), unbiased=False, keepdim=True)
+    standardized = (x - x.mean((0, 2, 3), keepdim=True)) / (variance + 1e-5).sqrt()
+    torch.testing.assert_close(OutputHead("bn_tanh", 3)(x), torch.tanh(standardized), rtol=1e-4, atol=1e-5)
+    head = OutputHead("bn_clip", 3)
+    head.initialize_from_data(torch.tensor([0.1, -0.2, 0.3]), torch.tensor([0.5, 0.6, 0.7]))
+    expected = (standardized * torch.tensor([0.5, 0.6, 0.7]).view(1, 3, 1, 1)
+                + torch.tensor([0.1, -0.2, 0.3]).view(1, 3, 1, 1)).clamp(-1, 1)
+    torch.testing.assert_close(head(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_bn_clip_clips_to_the_output_range():
+    head = OutputHead("bn_clip", 1, output_range=(0.0, 1.0))
+    y = head(torch.randn(16, 1, 4, 4) * 5)
+    assert y.min() >= 0 and y.max() <= 1 and (y == 0).any() and (y == 1).any()
+
+
+def test_tanh_heads_refuse_other_ranges():
+    with pytest.raises(ConfigError, match="arch.head='bn_tanh' produces"):
+        OutputHead("bn_tanh", 3, output_range=(0.0, 1.0))
+    with pytest.raises(ConfigError, match="arch.head='sigmoid' is not one of tanh, bn_tanh, bn_clip"):
+        OutputHead("sigmoid", 3)
+
+
+@pytest.mark.parametrize("arch", group_options("arch"))
+@pytest.mark.parametrize("head", ["tanh", "bn_tanh", "bn_clip"])
+def test_every_generator_takes_every_head(arch, head):
+    generator, _ = build_models(compose([f"arch={arch}", f"arch.head={head}", "arch.width=0.125"]))
+    heads = [m for m in generator.modules() if isinstance(m, OutputHead)]
+    assert len(heads) == 1 and heads[0].kind == head
+    assert generator(torch.randn(4, 128)).abs().max() <= 1
+
+
+def test_bn_clip_starts_from_the_training_set_statistics(tiny_cfg):
+    from sklearn.datasets import load_digits
+
+    module = run(tiny_cfg("arch.head=bn_clip", "arch.head_frozen=true", "logger=none", steps=2))
+    head = next(m for m in module.generator.modules() if isinstance(m, OutputHead))
+    # independent: the digits at 16 px, as the datamodule builds them, in [-1, 1]
+    digits = torch.from_numpy(load_digits().images).float().unsqueeze(1) / 16
+    digits = torch.nn.functional.interpolate(digits, size=(16, 16), mode="bilinear", align_corners=False)
+    pixels = ((digits.clamp(0, 1) * 255).round() / 255) * 2 - 1
+    assert head.norm.bias.item() == pytest.approx(pixels.mean().item(), abs=1e-5)
+    assert head.norm.weight.item() == pytest.approx(pixels.std().item(), abs=1e-5)
+    assert not head.norm.weight.requires_grad  # frozen: unchanged by the two updates
