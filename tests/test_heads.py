@@ -1,5 +1,7 @@
 """Generator output heads (Mullery & Whelan): tanh, BN + tanh, BN + clip initialized from data."""
 
+import math
+
 import pytest
 import torch
 from conftest import group_options
@@ -33,12 +35,16 @@ def test_bn_clip_clips_to_the_output_range():
 def test_tanh_heads_refuse_other_ranges():
     with pytest.raises(ConfigError, match="arch.head='bn_tanh' produces"):
         OutputHead("bn_tanh", 3, output_range=(0.0, 1.0))
-    with pytest.raises(ConfigError, match="arch.head='sigmoid' is not one of tanh, bn_tanh, bn_clip"):
+    with pytest.raises(ConfigError, match="arch.head='sigmoid' produces"):
         OutputHead("sigmoid", 3)
+    with pytest.raises(ConfigError, match="arch.head='softmax' is not one of tanh, sigmoid, bn_tanh, bn_clip"):
+        OutputHead("softmax", 3)
+    ones = torch.ones(1, 2, 1, 1)
+    torch.testing.assert_close(OutputHead("sigmoid", 2, (0, 1))(ones), ones / (1 + math.exp(-1)))
 
 
 @pytest.mark.parametrize("arch", group_options("arch"))
-@pytest.mark.parametrize("head", ["tanh", "bn_tanh", "bn_clip"])
+@pytest.mark.parametrize("head", ["tanh", "bn_tanh", "bn_clip"])  # the [-1, 1] heads
 def test_every_generator_takes_every_head(arch, head):
     generator, _ = build_models(compose([f"arch={arch}", f"arch.head={head}", "arch.width=0.125"]))
     heads = [m for m in generator.modules() if isinstance(m, OutputHead)]

@@ -1,12 +1,11 @@
 """Generator output heads (Mullery & Whelan, "Batch normalization in the final layer of
 generative networks"): what follows the generator's last convolution.
 
-- ``tanh``: tanh (the DCGAN convention);
+- ``tanh``: tanh (the DCGAN convention), images in (-1, 1);
+- ``sigmoid``: sigmoid (Xiang & Li's generators), images in (0, 1);
 - ``bn_tanh``: BatchNorm then tanh (gamma 1, beta 0);
 - ``bn_clip``: BatchNorm then clipping to the output range, no tanh; gamma and beta start at the
   training set's per-channel std and mean (in output-range units), optionally frozen.
-
-Tanh heads map to (-1, 1); for other output ranges use ``bn_clip``.
 """
 
 import torch
@@ -14,7 +13,8 @@ from torch import nn
 
 from ..errors import ConfigError
 
-HEADS = ("tanh", "bn_tanh", "bn_clip")
+HEADS = ("tanh", "sigmoid", "bn_tanh", "bn_clip")
+_SQUASH_RANGE = {"tanh": (-1.0, 1.0), "bn_tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
 
 
 class OutputHead(nn.Module):
@@ -22,12 +22,13 @@ class OutputHead(nn.Module):
         super().__init__()
         if kind not in HEADS:
             raise ConfigError(f"arch.head={kind!r} is not one of {', '.join(HEADS)}.")
-        if kind in ("tanh", "bn_tanh") and tuple(output_range) != (-1.0, 1.0):
-            raise ConfigError(f"arch.head={kind!r} produces (-1, 1) but arch.output_range={list(output_range)}; "
-                              f"use bn_clip or a [-1, 1] range.")
+        squash_range = _SQUASH_RANGE.get(kind)
+        if squash_range is not None and tuple(float(v) for v in output_range) != squash_range:
+            raise ConfigError(f"arch.head={kind!r} produces {squash_range} but arch.output_range={list(output_range)}; "
+                              f"use bn_clip or the matching range.")
         self.kind, self.freeze = kind, freeze
         self.low, self.high = (float(v) for v in output_range)
-        self.norm = nn.BatchNorm2d(channels) if kind != "tanh" else None
+        self.norm = nn.BatchNorm2d(channels) if kind.startswith("bn_") else None
 
     @property
     def wants_data_statistics(self) -> bool:
@@ -48,7 +49,7 @@ class OutputHead(nn.Module):
             x = self.norm(x)
         if self.kind == "bn_clip":
             return x.clamp(self.low, self.high)
-        return torch.tanh(x)
+        return torch.sigmoid(x) if self.kind == "sigmoid" else torch.tanh(x)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, freeze={self.freeze}"
