@@ -1,4 +1,18 @@
-"""Generators and discriminators, one module per paper family; built from ``cfg.arch``."""
+"""Generators and discriminators, one module per paper family; built from ``cfg.arch``.
+
+The contract every architecture keeps (``conf/arch/<name>.yaml`` names the two classes):
+
+- ``Generator(image_size, channels, latent_dim, width, head, **options)``: ``forward(z)`` maps
+  codes (N, latent_dim) to images (N, channels, image_size, image_size) and ends with ``head``
+  (an ``sngan_repro.nn.OutputHead``: tanh, sigmoid, BN+tanh or BN+clip).
+- ``Discriminator(image_size, channels, norm, width, **options)``: ``forward(x)`` returns raw
+  scores (N,). It hands every conv / dense layer to ``norm.wrap_weight_layer(layer,
+  input_size)`` with the (H, W) of that layer's input (None for dense layers), puts
+  ``norm.feature_layer(channels)`` after hidden layers and pads its convolutions with
+  ``norm.conv_padding_mode``; it never asks which normalization it was given.
+- ``width`` multiplies every channel count; an image size the architecture cannot serve raises
+  ``ConfigError`` with one sentence.
+"""
 
 from omegaconf import DictConfig
 

@@ -6,17 +6,11 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn import OutputHead
 from ..normalizations import Normalization
+from .common import scale_widths
 from .init import initialize
 
 # (kernel, stride) of the discriminator's seven convolutions; every stride-2 conv halves the map.
 _DISCRIMINATOR_CONVS = ((3, 1), (4, 2), (3, 1), (4, 2), (3, 1), (4, 2), (3, 1))
-
-
-def scale_widths(widths, width: float) -> list[int]:
-    """Channel counts multiplied by the width multiplier (at least one channel each)."""
-    if width <= 0:
-        raise ConfigError(f"arch.width={width} must be positive.")
-    return [max(1, round(c * width)) for c in widths]
 
 
 def _base_size(image_size: int) -> int:
