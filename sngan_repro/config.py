@@ -67,6 +67,8 @@ def _require(condition: bool, message: str) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Check the composed config before any heavy work; raise ConfigError with one sentence."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    _require(not missing, f"{', '.join(missing)} must be given (e.g. {missing[0] if missing else ''}=...).")
     train, optim, arch = cfg.train, cfg.optim, cfg.arch
     _require(isinstance(train.steps, int) and train.steps > 0,
              f"train.steps={train.steps} must be a positive number of generator updates.")

@@ -94,7 +94,7 @@ def test_cifar10_loads_the_real_on_disk_format(tmp_path, monkeypatch):
     rows = _write_cifar10(tmp_path)
     # the files are not the real ones, so torchvision's md5 check is reduced to "file exists"
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
-    dm = CIFAR10DataModule(root=str(tmp_path), download=False)
+    dm = CIFAR10DataModule(root=str(tmp_path), download=False, batch_size=4)
     dm.prepare_data()
     dm.setup()
     images = dm.train_set.images

@@ -1,12 +1,18 @@
 """LightningDataModules, one per dataset family; built from ``cfg.dataset``."""
 
-from .base import ImageDataModule, InMemoryImages, ResumableSampler
+from .base import ImageDataModule, InMemoryImages, ResumableSampler, heldout_split
+from .celeba import CelebADataModule
 from .cifar10 import CIFAR10DataModule
 from .digits import DigitsDataModule
+from .imagefolder import ImageFolderDataModule
+from .lsun import LSUNDataModule
+from .stl10 import STL10DataModule
+from .synthetic import SyntheticDataModule
 
 __all__ = [
-    "ImageDataModule", "InMemoryImages", "ResumableSampler", "CIFAR10DataModule", "DigitsDataModule",
-    "build_datamodule",
+    "ImageDataModule", "InMemoryImages", "ResumableSampler", "heldout_split", "CIFAR10DataModule",
+    "DigitsDataModule", "STL10DataModule", "CelebADataModule", "LSUNDataModule", "ImageFolderDataModule",
+    "SyntheticDataModule", "build_datamodule",
 ]
 
 

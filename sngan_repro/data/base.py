@@ -1,16 +1,21 @@
-"""The shared machinery of every dataset: uint8 images in memory, a resumable seeded sampler,
-and conversion to the generator's pixel range on the device.
+"""The shared machinery of every dataset: uint8 images, a seeded held-out split, a resumable
+seeded sampler, and conversion to the generator's pixel range on the device.
 
-Each concrete datamodule only says how to obtain its images (``load_images``) and how to make
-them available on disk (``prepare_data``). The training stream is infinite: run length is
-counted in generator updates, not epochs.
+A concrete datamodule says how to obtain its images (``load_dataset``, or ``load_images`` for
+datasets small enough to hold as one uint8 tensor) and how to make them available on disk
+(``prepare_data``). The training stream is endless: run length is counted in generator
+updates, not epochs.
 """
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from torchvision import transforms
+
+from ..errors import ConfigError, DatasetUnavailableError
 
 
 class InMemoryImages(Dataset):
@@ -31,9 +36,70 @@ class InMemoryImages(Dataset):
         return self.images[torch.as_tensor(indices)]
 
 
+class ImagesOnly(Dataset):
+    """A torchvision dataset of (image, target) pairs seen as images only."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.dataset[index][0]
+
+
 def _keep_batch(batch: torch.Tensor) -> torch.Tensor:
     """Collate for ``InMemoryImages``: ``__getitems__`` already returns the stacked batch."""
     return batch
+
+
+def subset(dataset: Dataset, indices: torch.Tensor) -> Dataset:
+    if isinstance(dataset, InMemoryImages):
+        return InMemoryImages(dataset.images[indices])
+    return Subset(dataset, indices.tolist())
+
+
+def heldout_split(size: int, heldout: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training indices, held-out indices): a permutation seeded by ``seed`` alone, so the
+    held-out set is the same in every run of every method; both lists sorted."""
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
+    return order[heldout:].sort().values, order[:heldout].sort().values
+
+
+class _ConvertMode:
+    """PIL mode conversion as a picklable transform (DataLoader workers may be spawned)."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+
+    def __call__(self, image):
+        return image.convert(self.mode)
+
+
+def pil_to_uint8(image_size: int, channels: int, crop: int | None = None) -> transforms.Compose:
+    """PIL image -> uint8 (C, image_size, image_size): center crop to ``crop`` then resize, or
+    (no ``crop``) resize the shorter side to ``image_size`` then center crop."""
+    steps = [_ConvertMode("L" if channels == 1 else "RGB")]
+    if crop:
+        steps += [transforms.CenterCrop(crop), transforms.Resize(image_size)]
+    else:
+        steps += [transforms.Resize(image_size), transforms.CenterCrop(image_size)]
+    return transforms.Compose(steps + [transforms.PILToTensor()])
+
+
+def unavailable(name: str, root, why: str, how: str) -> DatasetUnavailableError:
+    return DatasetUnavailableError(f"{name} was not found (or is corrupt) in {Path(root).resolve()} and {why}; {how}")
+
+
+def open_downloadable(open_dataset, name: str, root, download: bool, how: str):
+    """Call a torchvision dataset constructor; a missing, corrupt or undownloadable dataset
+    becomes one sentence saying where we looked and how to provide it."""
+    try:
+        return open_dataset()
+    except (RuntimeError, OSError) as error:  # absent or corrupt: RuntimeError; offline: URLError (an OSError)
+        why = f"the download failed ({error})" if download else "dataset.download is false"
+        raise unavailable(name, root, why, how) from error
 
 
 class ResumableSampler(Sampler[int]):
@@ -60,40 +126,62 @@ class ResumableSampler(Sampler[int]):
 class ImageDataModule(pl.LightningDataModule):
     """Base of all datamodules: an endless, seeded, resumable stream of image batches.
 
-    Images are held as uint8 and mapped to ``value_range`` (the generator's output range) after
-    the transfer to the device. The number of batches handed to training is part of the
+    Images are uint8 until they reach the device, where they are mapped to ``value_range`` (the
+    generator's output range). ``heldout`` images, chosen by a permutation seeded with
+    ``heldout_seed`` only, are set aside (``heldout_set``, e.g. for the reconstruction metric)
+    and never enter training. The number of batches handed to training is part of the
     checkpoint, so a resumed run draws the same batches as an uninterrupted one.
     """
 
-    #: human-readable name used in messages
     name = "dataset"
 
     def __init__(self, image_size: int, channels: int, batch_size: int = 64,
-                 value_range: Sequence[float] = (-1.0, 1.0), seed: int = 0, num_workers: int = 0):
+                 value_range: Sequence[float] = (-1.0, 1.0), seed: int = 0, num_workers: int = 0,
+                 heldout: int = 0, heldout_seed: int = 0):
         super().__init__()
+        if channels not in (1, 3):
+            raise ConfigError(f"dataset.channels={channels} is not supported; accepted: 1 or 3.")
+        if heldout < 0:
+            raise ConfigError(f"dataset.heldout={heldout} must be a number of images >= 0.")
         self.image_size, self.channels = image_size, channels
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+        self.heldout, self.heldout_seed = heldout, heldout_seed
         self.value_range = tuple(float(v) for v in value_range)
         self.batches_consumed = 0
         self.train_set: Dataset | None = None
+        self.heldout_set: Dataset | None = None
 
     # -- what subclasses provide ---------------------------------------------------------
+    def load_dataset(self) -> Dataset:
+        """Every image of the dataset (before the held-out split), each a uint8 (C, H, W) tensor."""
+        return InMemoryImages(self.load_images())
+
     def load_images(self) -> torch.Tensor:
-        """All training images as a uint8 tensor (N, C, H, W)."""
+        """For small datasets: all images as one uint8 tensor (N, C, H, W)."""
         raise NotImplementedError
 
     # -- Lightning hooks -------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is None:
-            self.train_set = InMemoryImages(self.load_images())
+        if self.train_set is not None:
+            return
+        dataset = self.load_dataset()
+        if self.heldout >= len(dataset):
+            raise ConfigError(f"dataset.heldout={self.heldout} leaves no training images of the {len(dataset)}.")
+        if len(dataset) - self.heldout < self.batch_size:
+            raise ConfigError(f"train.batch_size={self.batch_size} exceeds the {len(dataset) - self.heldout} "
+                              f"training images of {self.name}.")
+        train, heldout = heldout_split(len(dataset), self.heldout, self.heldout_seed)
+        self.train_set = subset(dataset, train)
+        self.heldout_set = subset(dataset, heldout) if self.heldout else None
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         sampler = ResumableSampler(len(self.train_set), self.seed, start=self.batches_consumed * self.batch_size,
                                    rank=rank, world_size=world_size)
+        in_memory = isinstance(self.train_set, InMemoryImages)
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True,
-                          num_workers=self.num_workers, collate_fn=_keep_batch,
+                          num_workers=self.num_workers, collate_fn=_keep_batch if in_memory else None,
                           persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
 
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
@@ -111,15 +199,29 @@ class ImageDataModule(pl.LightningDataModule):
         self.batches_consumed = int(state_dict["batches_consumed"])
 
     # -- helpers ---------------------------------------------------------------------------
-    def channel_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel mean and std of the training images in ``value_range`` units."""
-        self.setup()
-        images = self.train_set.images
-        low, high = self.value_range
-        pixels = images.transpose(0, 1).flatten(1).double() * ((high - low) / 255.0) + low
-        return pixels.mean(1).float(), pixels.std(1).float()
-
     def to_value_range(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [0, 255] -> float in ``value_range``."""
         low, high = self.value_range
         return images.float().mul_((high - low) / 255.0).add_(low)
+
+    def images(self, which: str = "train", limit: int | None = None) -> torch.Tensor:
+        """Up to ``limit`` images of the training or held-out set as one uint8 tensor (N, C, H, W),
+        a seeded sample when ``limit`` is below the set's size."""
+        self.setup()
+        dataset = self.train_set if which == "train" else self.heldout_set
+        if dataset is None:
+            raise ConfigError(f"{self.name} has no held-out images; set dataset.heldout > 0.")
+        indices = torch.arange(len(dataset))
+        if limit is not None and limit < len(dataset):
+            indices = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.heldout_seed))[:limit]
+        if isinstance(dataset, InMemoryImages):
+            return dataset.images[indices]
+        loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=256, num_workers=self.num_workers)
+        return torch.cat(list(loader))
+
+    def channel_statistics(self, limit: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std of (up to ``limit``) training images in ``value_range`` units."""
+        images = self.images("train", limit)
+        low, high = self.value_range
+        pixels = images.transpose(0, 1).flatten(1).double() * ((high - low) / 255.0) + low
+        return pixels.mean(1).float(), pixels.std(1).float()

@@ -1,38 +1,54 @@
-"""CIFAR-10 training split (50,000 images) through torchvision."""
+"""CIFAR-10 through torchvision: the training split, optionally pooled with the test split
+(Xiang & Li's protocol) and optionally restricted to some classes (Mullery & Whelan's frogs)."""
 
 from pathlib import Path
 
 import torch
 from torchvision.datasets import CIFAR10
 
-from ..errors import ConfigError, DatasetUnavailableError
-from .base import ImageDataModule
+from ..errors import ConfigError
+from .base import ImageDataModule, open_downloadable
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+SPLITS = ("train", "train+test")
 
 
 class CIFAR10DataModule(ImageDataModule):
     name = "CIFAR-10"
 
-    def __init__(self, root: str, download: bool = True, image_size: int = 32, channels: int = 3, **kwargs):
+    def __init__(self, root: str, download: bool = True, split: str = "train", classes=None,
+                 image_size: int = 32, channels: int = 3, **kwargs):
         if image_size != 32 or channels != 3:
             raise ConfigError(
                 f"CIFAR-10 images are 32x32 RGB; got dataset.image_size={image_size}, dataset.channels={channels}."
             )
+        if split not in SPLITS:
+            raise ConfigError(f"dataset.split={split!r} is not one of {', '.join(SPLITS)}.")
+        self.classes = None if classes is None else [self._class_index(c) for c in classes]
         super().__init__(image_size=image_size, channels=channels, **kwargs)
-        self.root, self.download = str(Path(root).expanduser()), download
+        self.root, self.download, self.split = str(Path(root).expanduser()), download, split
 
-    def _open(self) -> CIFAR10:
-        try:
-            return CIFAR10(self.root, train=True, download=self.download)
-        except (RuntimeError, OSError) as error:  # absent or corrupt: RuntimeError; offline: URLError
-            why = f"the download failed ({error})" if self.download else "dataset.download is false"
-            raise DatasetUnavailableError(
-                f"CIFAR-10 was not found (or is corrupt) in {Path(self.root).resolve()} and {why}; "
-                f"put cifar-10-python.tar.gz (or its extracted cifar-10-batches-py folder) from "
-                f"https://www.cs.toronto.edu/~kriz/cifar.html there, or point dataset.root at a copy."
-            ) from error
+    @staticmethod
+    def _class_index(name_or_index) -> int:
+        if name_or_index in CLASSES:
+            return CLASSES.index(name_or_index)
+        if isinstance(name_or_index, int) and 0 <= name_or_index < len(CLASSES):
+            return name_or_index
+        raise ConfigError(f"dataset.classes has {name_or_index!r}; accepted: 0-9 or {', '.join(CLASSES)}.")
+
+    def _open(self, train: bool) -> CIFAR10:
+        return open_downloadable(lambda: CIFAR10(self.root, train=train, download=self.download), "CIFAR-10",
+                                 self.root, self.download,
+                                 "put cifar-10-python.tar.gz (or its extracted cifar-10-batches-py folder) from "
+                                 "https://www.cs.toronto.edu/~kriz/cifar.html there, or point dataset.root at a copy.")
 
     def prepare_data(self) -> None:
-        self._open()
+        self._open(train=True)
 
     def load_images(self) -> torch.Tensor:
-        return torch.from_numpy(self._open().data).permute(0, 3, 1, 2).contiguous()
+        parts = [self._open(train=True)] + ([self._open(train=False)] if self.split == "train+test" else [])
+        images = torch.cat([torch.from_numpy(p.data) for p in parts]).permute(0, 3, 1, 2).contiguous()
+        if self.classes is not None:
+            labels = torch.cat([torch.as_tensor(p.targets) for p in parts])
+            images = images[torch.isin(labels, torch.as_tensor(self.classes))]
+        return images

@@ -12,9 +12,6 @@ class DigitsDataModule(ImageDataModule):
     name = "digits"
 
     def __init__(self, image_size: int = 32, channels: int = 1, **kwargs):
-        if channels not in (1, 3):
-            raise ConfigError(f"dataset.channels={channels} is not available for digits; "
-                              f"accepted: 1, or 3 (grey replicated to RGB).")
         if image_size < 8:
             raise ConfigError(f"dataset.image_size={image_size} is below the digits' native 8x8.")
         super().__init__(image_size=image_size, channels=channels, **kwargs)
