@@ -47,6 +47,7 @@ def _project_choices(choices) -> DictConfig:
 
 
 OmegaConf.register_new_resolver("project_choices", _project_choices, replace=True)
+OmegaConf.register_new_resolver("multiply", lambda a, b: a * b, replace=True)  # e.g. TTUR: lr_d = 4 lr_g
 
 
 def instantiate_checked(node, **kwargs):
@@ -80,6 +81,11 @@ def validate(cfg: DictConfig) -> None:
              f"or a positive integer.")
     _require(isinstance(optim.n_dis, int) and optim.n_dis >= 1,
              f"optim.n_dis={optim.n_dis} must be an integer >= 1 (discriminator updates per generator update).")
+    boost = optim.get("n_dis_boost")
+    if boost is not None:
+        for key in ("n_dis", "first", "every"):
+            _require(isinstance(boost.get(key), int) and boost[key] >= 1,
+                     f"optim.n_dis_boost.{key}={boost.get(key)} must be an integer >= 1.")
     for key in ("lr_g", "lr_d"):
         _require(optim[key] > 0, f"optim.{key}={optim[key]} must be positive.")
     _require(optim.lr_decay in LR_DECAYS, f"optim.lr_decay={optim.lr_decay!r} is not one of {', '.join(LR_DECAYS)}.")

@@ -113,7 +113,7 @@ class GAN(pl.LightningModule):
         d_out = self._discriminator_update(real, opt_d)
         self.d_step += 1
         self.d_steps_since_g += 1
-        self.generator_stepped = self.d_steps_since_g >= self.cfg.optim.n_dis
+        self.generator_stepped = self.d_steps_since_g >= self.n_dis(self.g_step)
         if not self.generator_stepped:
             return
         g_out = self._generator_update(opt_g)
@@ -135,6 +135,17 @@ class GAN(pl.LightningModule):
         loss = self.loss.discriminator(d_real, d_fake)
         penalty = self.norm.penalty(self.discriminator, real, fake, self.rng("penalty", step))
         return (loss if penalty is None else loss + penalty), d_real, d_fake
+
+    def n_dis(self, g_step: int) -> int:
+        """Critic updates before generator update number ``g_step`` (counted from 0).
+
+        ``optim.n_dis_boost`` raises it for the first ``first`` generator updates and on every
+        ``every``-th one (Gulrajani et al.'s WGAN-GP schedule, used by Mullery & Whelan).
+        """
+        boost = self.cfg.optim.get("n_dis_boost")
+        if boost is not None and (g_step < boost.first or g_step % boost.every == 0):
+            return boost.n_dis
+        return self.cfg.optim.n_dis
 
     def _discriminator_update(self, real: torch.Tensor, opt) -> dict:
         loss, d_real, d_fake = self.discriminator_loss(real, self.d_step)

@@ -48,6 +48,29 @@ def test_optimizer_settings_are_miyato_table_1(setting, lr, betas, n_dis):
     assert optim.lr_decay == ("linear" if setting == "resnet" else "constant")
 
 
+@pytest.mark.parametrize(
+    "setting,lr,beta1,n_dis",
+    [("san_A", 5e-4, 0.5, 1), ("san_B", 2e-4, 0.5, 1), ("san_C", 2e-4, 0.0, 1), ("san_D", 5e-4, 0.0, 1),
+     ("san_E", 2e-4, 0.5, 2), ("san_F", 5e-4, 0.0, 2)],
+)
+def test_san_settings_are_its_own_table(setting, lr, beta1, n_dis):
+    optim = compose([f"optim={setting}"]).optim
+    assert (optim.lr_g, optim.lr_d, tuple(optim.optimizer.betas), optim.n_dis) == (lr, lr, (beta1, 0.9), n_dis)
+
+
+@pytest.mark.parametrize("setting,lr_g,betas", [("report_A", 1e-3, (0.5, 0.9)), ("report_B", 1e-3, (0.5, 0.999)),
+                                                ("report_C", 2e-3, (0.5, 0.999))])
+def test_report_settings_use_ttur(setting, lr_g, betas):
+    optim = compose([f"optim={setting}"]).optim
+    assert (optim.lr_g, optim.lr_d, tuple(optim.optimizer.betas), optim.n_dis) == (lr_g, 4 * lr_g, betas, 1)
+
+
+def test_xiang_uses_rmsprop():
+    optim = compose(["optim=xiang"]).optim
+    assert optim.optimizer._target_ == "torch.optim.RMSprop"
+    assert (optim.lr_g, optim.optimizer.alpha, optim.optimizer.eps, optim.n_dis) == (1e-4, 0.9, 1e-6, 1)
+
+
 def test_ttur_sets_discriminator_rate_alone():
     optim = compose(["optim=B", "optim.lr_d=4e-4"]).optim
     assert (optim.lr_g, optim.lr_d) == (1e-4, 4e-4)

@@ -45,6 +45,14 @@ def test_n_dis_discriminator_updates_per_generator_update(tiny_cfg):
     assert (module.g_step, module.d_step) == (4, 12)
 
 
+def test_n_dis_boost_schedule(tiny_cfg):
+    """Mullery & Whelan: 50 critic steps for the first 25 generator steps and every 500th (here scaled down)."""
+    module = run(tiny_cfg("optim.n_dis=1", "optim.n_dis_boost={n_dis: 4, first: 2, every: 5}", "logger=none", steps=6))
+    # generator updates 0, 1 (first two) and 5 (every 5th) follow 4 critic updates; 2, 3, 4 follow 1
+    assert module.d_step == 4 + 4 + 1 + 1 + 1 + 4
+    assert [module.n_dis(step) for step in range(11)] == [4, 4, 1, 1, 1, 4, 1, 1, 1, 1, 4]
+
+
 def test_linear_decay_reaches_zero_at_the_last_step(tiny_cfg):
     module = run(tiny_cfg("optim=resnet", "optim.n_dis=1", steps=10))
     assert module.last_metrics["lr/g"] == 0.0 and module.last_metrics["lr/d"] == 0.0
