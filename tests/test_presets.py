@@ -83,3 +83,18 @@ def test_sn_gan_cifar10_standard_cnn_number():
     [record] = [r for r in load_paper_results() if r["method"] == "sn" and r["arch"] == "sngan_cnn"
                 and r["dataset"] == "cifar10" and r["metric"] == "inception_score" and r["paper"].startswith("Miyato")]
     assert record["value"] == 7.58 and "50,000 samples, 10 splits" in record["protocol"]
+
+
+@pytest.mark.slow
+def test_cfg_job_prints_every_preset():
+    import subprocess
+    import sys
+
+    import yaml
+
+    for preset in group_options("experiment"):
+        result = subprocess.run([sys.executable, "-m", "sngan_repro.train", f"experiment={preset}", "--cfg", "job"],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, (preset, result.stderr)
+        printed = yaml.safe_load(result.stdout)
+        assert printed["dataset"]["_target_"] == compose([f"experiment={preset}"]).dataset._target_, preset
