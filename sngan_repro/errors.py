@@ -19,3 +19,7 @@ class CheckpointError(SnganReproError):
 
 class TrainingDivergedError(SnganReproError):
     """A loss became NaN or infinite; the checkpoints written before stay on disk."""
+
+
+class MetricsUnavailableError(SnganReproError):
+    """A metric's feature extractor cannot be loaded (e.g. no Inception weights offline)."""

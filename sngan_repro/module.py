@@ -22,13 +22,18 @@ from .losses import GANLoss
 from .models import build_models, build_normalization
 from .nn import OutputHead, project_parameters_  # slopes of (T)PReLUs clipped to [0, 1] after every update
 
-_NOISE_STREAMS = ("discriminator", "generator", "fixed", "penalty", "normalization")
+_NOISE_STREAMS = ("discriminator", "generator", "fixed", "penalty", "normalization", "metrics")
 
 
 def stream_seed(seed: int, rank: int, stream: str, step: int) -> int:
     """A 63-bit seed for one draw of one noise stream on one rank."""
     key = f"{seed}/{rank}/{_NOISE_STREAMS.index(stream)}/{step}".encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+
+
+def _gradient_norm(module: torch.nn.Module) -> torch.Tensor:
+    norms = [p.grad.detach().norm() for p in module.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
 
 
 class GAN(pl.LightningModule):
@@ -42,7 +47,7 @@ class GAN(pl.LightningModule):
         super().__init__()
         if isinstance(cfg, DictConfig):
             cfg = OmegaConf.to_container(cfg, resolve=True)
-        self.save_hyperparameters({"cfg": cfg})
+        self.save_hyperparameters({"cfg": cfg}, logger=False)  # the HParams tab gets a summary (callbacks/hparams.py)
         self.cfg = OmegaConf.create(cfg)
         self.automatic_optimization = False
 
@@ -59,6 +64,10 @@ class GAN(pl.LightningModule):
         self.d_steps_since_g = 0
         self.generator_stepped = False  # did the last training_step end with a generator update
         self.last_metrics: dict[str, float] = {}  # scalars of the last logging step
+
+    @property
+    def world_size(self) -> int:
+        return self._trainer.world_size if self._trainer is not None else 1
 
     # -- noise -------------------------------------------------------------------------------
     def rng(self, stream: str, step: int, rank: int | None = None) -> torch.Generator:
@@ -180,6 +189,8 @@ class GAN(pl.LightningModule):
         scalars = {name: value.mean() for name, value in outputs.items()}
         scalars["lr/g"] = opt_g.param_groups[0]["lr"]
         scalars["lr/d"] = opt_d.param_groups[0]["lr"]
+        scalars["grad_norm/g"] = _gradient_norm(self.generator)  # of the last generator update
+        scalars["grad_norm/d"] = _gradient_norm(self.discriminator)  # of the last critic update
         for layer, scale in self.norm.layer_scales(self.discriminator).items():
             scalars[f"norm_scale/{layer}"] = scale
         self.last_metrics = {name: float(value) for name, value in scalars.items()}

@@ -5,7 +5,7 @@ import pytest
 from sngan_repro import compose
 from sngan_repro.config import CONFIG_DIR
 
-GROUPS = ("dataset", "arch", "norm", "loss", "optim", "trainer", "logger", "experiment")
+GROUPS = ("dataset", "arch", "norm", "loss", "optim", "trainer", "logger", "metrics", "experiment")
 
 
 def group_options(group: str) -> list[str]:
@@ -26,6 +26,7 @@ def tiny_run_overrides(output_dir: Path, steps: int = 20, *extra: str) -> list[s
         "train.num_samples=16",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
+        "metrics=none",
         f"paths.output_dir={output_dir}",
         *extra,
     ]
@@ -37,3 +38,31 @@ def tiny_cfg(tmp_path):
         return compose(tiny_run_overrides(output_dir or tmp_path, steps, *extra))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory):
+    """A weights file for torch-fidelity's Inception with the real shapes and random values.
+
+    He-scaled Gaussian convolutions keep the 2048-d features informative (PyTorch's default init
+    makes them collapse); BN layers stay at identity. It exercises the real loading and feature
+    code offline; its numbers mean nothing.
+    """
+    from unittest import mock
+
+    import torch
+    from torch import nn
+    from torch_fidelity import feature_extractor_inceptionv3 as module
+
+    with mock.patch.object(module, "load_state_dict_from_url", return_value={}), \
+            mock.patch.object(module.FeatureExtractorInceptionV3, "load_state_dict", return_value=None):
+        network = module.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for layer in network.modules():
+            if isinstance(layer, nn.Conv2d):
+                fan_in = layer.weight[0].numel()
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+    path = tmp_path_factory.mktemp("inception") / "weights-inception-random.pth"
+    torch.save(network.state_dict(), path)
+    return str(path)

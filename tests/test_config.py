@@ -16,7 +16,8 @@ from sngan_repro.errors import CheckpointError, ConfigError
 def test_defaults_are_sngan_cifar10_standard_cnn():
     cfg = compose([])
     assert dict(cfg.choices) == {"dataset": "cifar10", "arch": "sngan_cnn", "norm": "sn", "loss": "nonsat",
-                                 "optim": "B", "trainer": "default", "logger": "tensorboard", "experiment": None}
+                                 "optim": "B", "trainer": "default", "logger": "tensorboard", "metrics": "train_fast",
+                                 "experiment": None}
     assert cfg.dataset.image_size == 32 and cfg.train.steps == 100_000 and cfg.train.batch_size == 64
     assert cfg.arch.latent_dim == 128
 
@@ -25,7 +26,9 @@ def test_defaults_are_sngan_cifar10_standard_cnn():
     "group,option", [(group, option) for group in GROUPS for option in group_options(group)]
 )
 def test_every_option_composes_and_builds(group, option):
-    required = {"imagefolder": ["dataset.root=/some/images"]}.get(option, [])  # values an option leaves to the user
+    # values an option needs from the user or from another group
+    required = {"imagefolder": ["dataset.root=/some/images"], "xiang_running": ["dataset.heldout=200"],
+                "xiang_final": ["dataset.heldout=2000"]}.get(option, [])
     cfg = compose([f"{group}={option}", "arch.width=0.125", *required])
     validate(cfg)
     assert cfg.choices[group] == option

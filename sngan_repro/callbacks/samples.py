@@ -1,4 +1,5 @@
-"""Sample grids from the fixed latent codes, every k generator updates, into TensorBoard and PNG."""
+"""Sample grids from the fixed latent codes, every k generator updates, into TensorBoard and PNG, with
+histograms of the generated pixel values beside the data's (Mullery & Whelan's figures)."""
 
 from pathlib import Path
 
@@ -16,8 +17,18 @@ class FixedLatentSamples(Callback):
         self.directory = Path(directory) if directory else None
 
     def on_train_start(self, trainer, pl_module) -> None:
+        self.write_data_histogram(trainer, pl_module)
         if pl_module.g_step == 0:
             self.write(trainer, pl_module)
+
+    @rank_zero_only
+    def write_data_histogram(self, trainer, pl_module) -> None:
+        """The training images' pixel values, beside which the generated ones are plotted (Mullery & Whelan)."""
+        datamodule = trainer.datamodule
+        real = datamodule.to_value_range(datamodule.images("train", len(pl_module.fixed_z)))
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_histogram("pixels/data", real, global_step=pl_module.g_step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.generator_stepped and (
@@ -32,6 +43,7 @@ class FixedLatentSamples(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("samples/fixed_z", grid, global_step=pl_module.g_step)
+                logger.experiment.add_histogram("pixels/generated", images, global_step=pl_module.g_step)
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
             save_image(grid, self.directory / f"g_step_{pl_module.g_step:07d}.png")

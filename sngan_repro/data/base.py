@@ -204,9 +204,9 @@ class ImageDataModule(pl.LightningDataModule):
         low, high = self.value_range
         return images.float().mul_((high - low) / 255.0).add_(low)
 
-    def images(self, which: str = "train", limit: int | None = None) -> torch.Tensor:
-        """Up to ``limit`` images of the training or held-out set as one uint8 tensor (N, C, H, W),
-        a seeded sample when ``limit`` is below the set's size."""
+    def iter_images(self, which: str = "train", limit: int | None = None, batch_size: int = 256):
+        """Batches of up to ``limit`` images of the training or held-out set, uint8 (B, C, H, W);
+        a sample seeded by ``heldout_seed`` when ``limit`` is below the set's size."""
         self.setup()
         dataset = self.train_set if which == "train" else self.heldout_set
         if dataset is None:
@@ -215,9 +215,13 @@ class ImageDataModule(pl.LightningDataModule):
         if limit is not None and limit < len(dataset):
             indices = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.heldout_seed))[:limit]
         if isinstance(dataset, InMemoryImages):
-            return dataset.images[indices]
-        loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=256, num_workers=self.num_workers)
-        return torch.cat(list(loader))
+            yield from dataset.images[indices].split(batch_size)
+            return
+        yield from DataLoader(Subset(dataset, indices.tolist()), batch_size=batch_size, num_workers=self.num_workers)
+
+    def images(self, which: str = "train", limit: int | None = None) -> torch.Tensor:
+        """``iter_images`` as one tensor."""
+        return torch.cat(list(self.iter_images(which, limit)))
 
     def channel_statistics(self, limit: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and std of (up to ``limit``) training images in ``value_range`` units."""

@@ -1,0 +1,104 @@
+"""Overhead of the evaluation metrics over the raw network passes they cannot avoid, one section each.
+
+Reconstruction (Xiang & Li, Sec. 4): a running evaluation (default 200 random images, 50 RMSProp
+steps on the codes, the quickstart's slim generator) against a bare loop of the same
+number of forward+backward passes of G w.r.t. z with torch's RMSprop on the same batch. The two
+are timed in interleaved rounds so that machine noise hits both alike; the median of the per-round
+ratios is printed (target <= 1.2x).
+
+    .venv/bin/python scripts/bench_eval.py [--images 200] [--steps 50] [--rounds 5] [--threads N] [--device cpu]
+        [--override arch.width=0.5 dataset.image_size=32 ...]
+"""
+
+import argparse
+import copy
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from sngan_repro import build_models, compose
+from sngan_repro.metrics.reconstruction import reconstruction_loss
+
+
+def interleaved_times(candidates: dict[str, Callable[[], None]], rounds: int, device: torch.device) -> dict:
+    """Wall times of each callable over ``rounds`` rounds, after one warm-up call each. Every round runs all
+    candidates back to back, in reversed order every other round, so that slow drifts of a shared machine's
+    load hit them alike; compare them round by round (``paired_ratio``)."""
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for function in candidates.values():
+        function()
+    times = {name: [] for name in candidates}
+    for round_index in range(rounds):
+        order = list(candidates.items())
+        for name, function in order if round_index % 2 == 0 else reversed(order):
+            synchronize()
+            start = time.perf_counter()
+            function()
+            synchronize()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of the per-round ratio: robust to rounds that the machine slowed down as a whole."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator))
+
+
+def reconstruction_section(args: argparse.Namespace, device: torch.device) -> float:
+    """Running reconstruction evaluation / bare RMSprop loop of G fwd+bwd w.r.t. z: the median per-round time ratio."""
+    cfg = compose(["experiment=quickstart", *args.override])
+    generator = build_models(cfg)[0].to(device)
+    channels, size, latent_dim = cfg.dataset.channels, cfg.dataset.image_size, cfg.arch.latent_dim
+    low, high = cfg.arch.output_range
+    images = torch.randint(0, 256, (args.images, channels, size, size), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0)).to(device)
+
+    frozen = copy.deepcopy(generator).eval().requires_grad_(False)
+    target = images.float() / 255 * (high - low) + low  # compared in G's own units: no per-step mapping
+
+    def raw_loop() -> None:
+        z = torch.zeros(args.images, latent_dim, device=device, requires_grad=True)
+        optimizer = torch.optim.RMSprop([z], lr=0.01, alpha=0.9, eps=1e-6)
+        for _ in range(args.steps):
+            optimizer.zero_grad(set_to_none=True)
+            (frozen(z) - target).square().sum().backward()
+            optimizer.step()
+
+    def evaluation() -> None:
+        reconstruction_loss(generator, images, latent_dim, args.steps, cfg.arch.output_range)
+
+    times = interleaved_times({"evaluation": evaluation, "raw": raw_loop}, args.rounds, device)
+    evaluation_ms, raw_ms = (statistics.median(times[name]) * 1e3 for name in ("evaluation", "raw"))
+    print(f"reconstruction: {args.images} images, {args.steps} steps, G {cfg.choices.arch} width {cfg.arch.width}, "
+          f"{size}x{size}x{channels}, {device.type}, {torch.get_num_threads()} threads; median of {args.rounds} "
+          f"rounds: eval {evaluation_ms:.0f} ms, raw {raw_ms:.0f} ms")
+    return paired_ratio(times["evaluation"], times["raw"])
+
+
+# label -> (section, target ratio): each section times one metric against its unavoidable raw cost
+SECTIONS = {
+    "reconstruction eval / raw G fwd+bwd": (reconstruction_section, 1.2),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=200, help="reconstruction: held-out images per evaluation")
+    parser.add_argument("--steps", type=int, default=50, help="reconstruction: RMSProp steps on the codes")
+    parser.add_argument("--rounds", type=int, default=5, help="timed repetitions of each candidate, interleaved")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--override", nargs="*", default=[], help="config overrides on top of experiment=quickstart")
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    for label, (section, target) in SECTIONS.items():
+        print(f"{label}: {section(args, device):.2f}x (target <= {target}x)")
+
+
+if __name__ == "__main__":
+    main()

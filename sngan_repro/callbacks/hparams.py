@@ -1,0 +1,36 @@
+"""TensorBoard HParams: each run's group choices and key settings, with its metrics, so that a
+sweep compares runs by option in the HParams tab."""
+
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
+from torch.utils.tensorboard.summary import hparams
+
+GROUPS = ("experiment", "dataset", "arch", "norm", "loss", "optim", "metrics")
+
+
+def hparams_of(cfg) -> dict:
+    """The run's identity for comparisons: group choices, seed and the settings sweeps vary."""
+    choices = cfg.get("choices") or {}
+    params = {group: str(choices.get(group)) for group in GROUPS}
+    params.update({"seed": cfg.seed, "steps": cfg.train.steps, "batch_size": cfg.train.batch_size,
+                   "lr_g": cfg.optim.lr_g, "lr_d": cfg.optim.lr_d, "n_dis": cfg.optim.n_dis, "width": cfg.arch.width,
+                   "head": cfg.arch.head})
+    return params
+
+
+class HParamsSummary(Callback):
+    """Declares the run's hyper-parameters and the metric tags the HParams tab shows; the values
+    are the latest of those scalars, logged by the module and the metric callbacks."""
+
+    def __init__(self, metric_names: list[str]):
+        self.metric_names = metric_names
+
+    @rank_zero_only
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # the summary alone: TensorBoardLogger.log_hyperparams would also log placeholder values at step 0
+        experiment, start, end = hparams(hparams_of(pl_module.cfg), {name: 0.0 for name in self.metric_names})
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                for summary in (experiment, start, end):
+                    logger.experiment.file_writer.add_summary(summary)

@@ -1,0 +1,81 @@
+"""Inception Score and Fréchet distance from extracted features, and real-data statistics
+computed once per (dataset, split, count, extractor) and cached on disk.
+
+The formulas are torch-fidelity's (``isc_features_to_metric``: exp(E_x KL(p(y|x) || p(y)))
+per split with its seeded shuffle; ``fid_statistics_to_metric``: ||mu_1 - mu_2||^2 +
+Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2))), so our numbers are torch-fidelity's on the same features.
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_isc import isc_features_to_metric
+
+
+def inception_score(logits: torch.Tensor, splits: int) -> tuple[float, float]:
+    """(mean, std) over ``splits`` of exp(E KL(p(y|x) || p(y))), from unnormalized logits."""
+    result = isc_features_to_metric(logits.detach().cpu().double(), splits=splits, shuffle=True, rng_seed=2020)
+    return result["inception_score_mean"], result["inception_score_std"]
+
+
+def feature_statistics(features: torch.Tensor) -> dict:
+    """Mean and covariance (float64 numpy) of (N, D) features."""
+    return fid_features_to_statistics(features.detach().cpu().double())
+
+
+def frechet_distance(statistics_1: dict, statistics_2: dict) -> float:
+    return fid_statistics_to_metric(statistics_1, statistics_2, verbose=False)["frechet_inception_distance"]
+
+
+def extract(extractor, batches, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and logits of batches of uint8 images, computed on ``device``, returned on the CPU."""
+    pools, logits = [], []
+    for batch in batches:
+        pool, logit = extractor(batch.to(device))
+        pools.append(pool.cpu())
+        logits.append(logit.cpu())
+    return torch.cat(pools), torch.cat(logits)
+
+
+def real_statistics(datamodule, count: int, extractor, cache_dir, batch_size: int = 100, device="cpu",
+                    description: dict | None = None) -> dict:
+    """FID statistics of ``count`` training images (all of them if fewer), cached in ``cache_dir``.
+
+    The cache key is the dataset's description (``description``, e.g. its config), the count,
+    the split (training images after the held-out split) and the extractor's name; a second
+    call with the same key reads the file instead of recomputing.
+    """
+    key = json.dumps({"dataset": description or {"name": datamodule.name}, "split": "train", "count": count,
+                      "image_size": datamodule.image_size, "channels": datamodule.channels,
+                      "extractor": extractor.name}, sort_keys=True, default=str)
+    path = Path(cache_dir) / f"fid_stats_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as stored:
+                return {"mu": stored["mu"], "sigma": stored["sigma"], "count": int(stored["count"])}
+        except (OSError, ValueError, KeyError):  # a truncated cache file is recomputed over
+            pass
+    features, _ = extract(extractor, datamodule.iter_images("train", count, batch_size), device)
+    statistics = {**feature_statistics(features), "count": len(features)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(partial, mu=statistics["mu"], sigma=statistics["sigma"], count=statistics["count"], key=key)
+    os.replace(partial, path)  # atomic: concurrent runs never read a half-written file
+    return statistics
+
+
+def to_uint8(images: torch.Tensor, value_range) -> torch.Tensor:
+    """Generator outputs -> uint8 as the papers' evaluation code did: clamp to the range, scale to
+    [0, 255], truncate (numpy's astype(uint8))."""
+    low, high = (float(v) for v in value_range)
+    return ((images.float() - low) * (255.0 / (high - low))).clamp_(0, 255).to(torch.uint8)
+
+
+def count_tag(count: int) -> str:
+    """5000 -> '5k', 50000 -> '50k', 1797 -> '1797': the sample counts in metric names."""
+    return f"{count // 1000}k" if count % 1000 == 0 else str(count)
