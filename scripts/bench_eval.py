@@ -6,6 +6,11 @@ number of forward+backward passes of G w.r.t. z with torch's RMSprop on the same
 are timed in interleaved rounds so that machine noise hits both alike; the median of the per-round
 ratios is printed (target <= 1.2x).
 
+Inception: the throughput of our feature path (quantization of the generator's float output, the
+extractor wrapper, collection on the CPU) relative to torch-fidelity's bare extractor on ready
+uint8 batches (target >= 0.9x). Without --inception-weights it uses random weights of the real
+shapes, so it runs offline.
+
     .venv/bin/python scripts/bench_eval.py [--images 200] [--steps 50] [--rounds 5] [--threads N] [--device cpu]
         [--override arch.width=0.5 dataset.image_size=32 ...]
 """
@@ -77,9 +82,45 @@ def reconstruction_section(args: argparse.Namespace, device: torch.device) -> fl
     return paired_ratio(times["evaluation"], times["raw"])
 
 
-# label -> (section, target ratio): each section times one metric against its unavoidable raw cost
+def inception_section(args: argparse.Namespace, device: torch.device) -> float:
+    """Throughput of our Inception feature path (quantize the generator's float output, extract
+    pool features and logits, collect them on the CPU) relative to torch-fidelity's bare extractor
+    on ready uint8 batches: bare time / our time, median of per-round ratios."""
+    import tempfile
+
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    from sngan_repro.metrics.inception import load_inception, write_random_weights
+    from sngan_repro.metrics.scores import extract, to_uint8
+
+    with tempfile.TemporaryDirectory() as folder:
+        weights = args.inception_weights or write_random_weights(f"{folder}/weights.pth")
+        ours = load_inception(weights, device)
+        bare = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                           feature_extractor_weights_path=weights).to(device)
+    generated = torch.rand(args.inception_images, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    generated = generated.to(device)
+    ready = [to_uint8(batch, (-1, 1)) for batch in generated.split(args.inception_batch)]
+
+    def our_path() -> None:
+        extract(ours, (to_uint8(batch, (-1, 1)) for batch in generated.split(args.inception_batch)), device)
+
+    def bare_extractor() -> None:
+        with torch.no_grad():
+            for batch in ready:
+                bare(batch)
+
+    times = interleaved_times({"ours": our_path, "bare": bare_extractor}, args.inception_rounds, device)
+    print(f"inception: {args.inception_images} images of 32x32 in batches of {args.inception_batch}, {device.type}; "
+          f"median of {args.inception_rounds} rounds: ours {statistics.median(times['ours']):.2f} s, "
+          f"bare {statistics.median(times['bare']):.2f} s")
+    return paired_ratio(times["bare"], times["ours"])
+
+
+# label -> (section, comparison, target): each section times one metric against its unavoidable raw cost
 SECTIONS = {
-    "reconstruction eval / raw G fwd+bwd": (reconstruction_section, 1.2),
+    "reconstruction eval / raw G fwd+bwd": (reconstruction_section, "<=", 1.2),
+    "inception feature throughput, ours / bare extractor": (inception_section, ">=", 0.9),
 }
 
 
@@ -91,13 +132,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--override", nargs="*", default=[], help="config overrides on top of experiment=quickstart")
+    parser.add_argument("--inception-weights", help="inception: a weights file (default: random weights, offline)")
+    parser.add_argument("--inception-images", type=int, default=64)
+    parser.add_argument("--inception-batch", type=int, default=32)
+    parser.add_argument("--inception-rounds", type=int, default=3)
+    parser.add_argument("--sections", nargs="+", choices=["reconstruction", "inception"],
+                        default=["reconstruction", "inception"])
     args = parser.parse_args()
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    for label, (section, target) in SECTIONS.items():
-        print(f"{label}: {section(args, device):.2f}x (target <= {target}x)")
+    for label, (section, comparison, target) in SECTIONS.items():
+        if section.__name__.removesuffix("_section") in args.sections:
+            print(f"{label}: {section(args, device):.2f}x (target {comparison} {target}x)", flush=True)
 
 
 if __name__ == "__main__":

@@ -42,27 +42,8 @@ def tiny_cfg(tmp_path):
 
 @pytest.fixture(scope="session")
 def inception_weights(tmp_path_factory):
-    """A weights file for torch-fidelity's Inception with the real shapes and random values.
+    """Torch-fidelity's Inception with the real shapes and random (He-scaled) values: the real
+    loading and feature code, offline; its numbers mean nothing."""
+    from sngan_repro.metrics.inception import write_random_weights
 
-    He-scaled Gaussian convolutions keep the 2048-d features informative (PyTorch's default init
-    makes them collapse); BN layers stay at identity. It exercises the real loading and feature
-    code offline; its numbers mean nothing.
-    """
-    from unittest import mock
-
-    import torch
-    from torch import nn
-    from torch_fidelity import feature_extractor_inceptionv3 as module
-
-    with mock.patch.object(module, "load_state_dict_from_url", return_value={}), \
-            mock.patch.object(module.FeatureExtractorInceptionV3, "load_state_dict", return_value=None):
-        network = module.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for layer in network.modules():
-            if isinstance(layer, nn.Conv2d):
-                fan_in = layer.weight[0].numel()
-                layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
-    path = tmp_path_factory.mktemp("inception") / "weights-inception-random.pth"
-    torch.save(network.state_dict(), path)
-    return str(path)
+    return write_random_weights(tmp_path_factory.mktemp("inception") / "weights-inception-random.pth")

@@ -1,0 +1,88 @@
+"""The final-evaluation command and the quickstart's offline metrics."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from sngan_repro.train import run
+
+
+def _evaluate(*overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sngan_repro.evaluate", *overrides], capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory):
+    from conftest import tiny_run_overrides
+
+    from sngan_repro import compose
+
+    folder = tmp_path_factory.mktemp("evaluate")
+    run(compose(tiny_run_overrides(folder / "run", 6, "dataset.heldout=40", "logger=none")))
+    return folder / "run" / "checkpoints" / "last.ckpt", folder
+
+
+def test_evaluate_writes_every_number_with_its_protocol(trained_checkpoint):
+    checkpoint, folder = trained_checkpoint
+    output = folder / "digits.json"
+    result = _evaluate(f"ckpt={checkpoint}", "metrics=digits", f"output={output}", f"paths.cache_dir={folder / 'c'}",
+                       "metrics.inception_score.samples=200", "metrics.fid.samples=200", "metrics.fid.real=300",
+                       "+metrics.reconstruction={images: 8, steps: 3}")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(output.read_text())
+    assert document["checkpoint"] == str(checkpoint.resolve()) and document["g_step"] == 6
+    names = set(document["results"])
+    assert names == {"digits_is/200_1split", "digits_is/200_1split_std", "digits_fid/200_vs_train300",
+                     "reconstruction/final_8img_3steps"}
+    assert all(entry["protocol"] for entry in document["results"].values())
+    assert "digits-classifier-v1" in document["results"]["digits_fid/200_vs_train300"]["protocol"]
+    assert document["results"]["reconstruction/final_8img_3steps"]["value"] > 0
+    assert document["train_config"]["train"]["steps"] == 6
+    assert {"torch", "pytorch-lightning", "torch-fidelity", "python"} <= set(document["versions"])
+    assert "digits_fid/200_vs_train300" in result.stdout
+
+
+def test_evaluate_with_inception_weights_file(trained_checkpoint, inception_weights):
+    checkpoint, folder = trained_checkpoint
+    output = folder / "inception.json"
+    result = _evaluate(f"ckpt={checkpoint}", "metrics=paper_miyato", f"metrics.inception_weights={inception_weights}",
+                       "metrics.inception_score.samples=10", "metrics.inception_score.splits=2",
+                       "metrics.fid.samples=10", "metrics.fid.real=12", "metrics.batch_size=10",
+                       f"output={output}", f"paths.cache_dir={folder / 'c'}")
+    assert result.returncode == 0, result.stderr
+    results = json.loads(output.read_text())["results"]
+    assert set(results) == {"is/10_2splits", "is/10_2splits_std", "fid/10_vs_train12"}
+    assert "inception-v3-compat[weights-inception-random.pth-" in results["fid/10_vs_train12"]["protocol"]
+
+
+def test_evaluate_refuses_bad_input_with_one_sentence(trained_checkpoint, tmp_path):
+    checkpoint, _ = trained_checkpoint
+    missing = _evaluate(f"ckpt={tmp_path / 'none.ckpt'}", "metrics=digits")
+    assert missing.returncode == 2 and "error: ckpt_path=" in missing.stderr and "does not exist" in missing.stderr
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"\0" * 100)
+    assert "not a readable checkpoint" in _evaluate(f"ckpt={corrupt}", "metrics=digits").stderr
+    nothing = _evaluate(f"ckpt={checkpoint}", "metrics=none")
+    assert nothing.returncode == 2 and "computes nothing" in nothing.stderr
+
+
+@pytest.mark.slow
+def test_quickstart_digits_fid_improves_threefold(tmp_path):
+    """The full `make demo` run (seeded): digits FID at the end at least 3x lower than at step 0."""
+    from sngan_repro import compose
+
+    run(compose(["experiment=quickstart", f"paths.output_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}",
+                 "trainer.enable_progress_bar=false"]))
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    fid = {event.step: event.value for event in events.Scalars("digits_fid/2k_vs_train1797")}
+    assert sorted(fid) == [0, 250, 500, 750, 1000, 1250, 1500]
+    assert fid[1500] * 3 <= fid[0], fid
+    assert events.Scalars("digits_is/2k_1split")[-1].value > 3 * events.Scalars("digits_is/2k_1split")[0].value
+    assert len(events.Images("samples/fixed_z")) == 7
+    hparams = events.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in hparams and b"quickstart" in hparams["_hparams_/session_start_info"]
