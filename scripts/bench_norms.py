@@ -23,7 +23,7 @@ METHODS = ["none", "sn", "san", "wn", "bn", "ln", "ortho", "clip", "gp"]
 
 
 def critic_update(module: GAN, optimizer, real: torch.Tensor, step: int) -> None:
-    loss, _, _ = module.discriminator_loss(real, step)
+    loss, *_ = module.discriminator_loss(real, step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

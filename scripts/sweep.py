@@ -16,46 +16,80 @@ import sys
 
 SETTINGS_MIYATO = "optim=A,B,C,D,E,F"
 SETTINGS_SAN = "optim=san_A,san_B,san_C,san_D,san_E,san_F"
+STEPS_100K = "train.steps=100000"  # Miyato et al.: "100K for all experiments, unless otherwise noted"
+SAN_ABLATION = "train.steps=80000"  # App. E: "the number of updates for the generator is set to 80K"
+SAN_FIG6 = "train.steps=78125"  # Fig. 6: 100 epochs of CIFAR-10 at batch 64, one critic update per generator update
 
 SWEEPS: dict[str, tuple[str, list[list[str]]]] = {
     "miyato_table2": (
-        "Miyato et al. Table 2 / Fig. 1: every critic regularizer x settings A-F, standard CNN, CIFAR-10",
+        "Miyato et al. Table 2 (CIFAR-10): standard-loss rows of every critic regularizer (weight clipping and GAN-GP "
+        "included) and WGAN-GP over settings A-F (the table reports each method's best), the hinge-loss SN row, the "
+        "ResNet rows",
         [
-            ["experiment=sngan_cifar10_cnn", "loss=nonsat", "norm=bn,ln,wn,ortho,sn", SETTINGS_MIYATO],
-            ["experiment=sngan_cifar10_cnn", "loss=nonsat", "norm=gp", SETTINGS_MIYATO],  # GAN-GP
-            ["experiment=sngan_cifar10_cnn", "loss=wgan", "norm=gp,clip", SETTINGS_MIYATO],  # WGAN-GP, clipping
+            ["experiment=sngan_cifar10_cnn", "loss=nonsat", "norm=clip,gp,bn,ln,wn,ortho,sn", SETTINGS_MIYATO],
+            ["experiment=sngan_cifar10_cnn", "loss=wgan", "norm=gp", SETTINGS_MIYATO],  # WGAN-GP
+            ["experiment=sngan_cifar10_cnn"],  # SN-GANs, Eq.(17): hinge, setting B
+            ["experiment=sngan_cifar10_resnet", "norm=ortho,sn"],  # ResNet rows, Eq.(17)
         ],
     ),
     "miyato_table2_stl10": (
-        "Miyato et al. Table 2 / Fig. 2 on STL-10 (48 px)",
+        "Miyato et al. Table 2 (STL-10, 48 px): standard-loss rows over A-F at 100k updates, the 2x-update rows "
+        "(200k) of orthonormal (setting C) and SN (setting B, standard and hinge loss), the ResNet rows",
         [
-            ["experiment=sngan_stl10_cnn", "loss=nonsat", "norm=ln,wn,ortho,sn", SETTINGS_MIYATO],
-            ["experiment=sngan_stl10_cnn", "loss=wgan", "norm=gp,clip", SETTINGS_MIYATO],
+            ["experiment=sngan_stl10_cnn", "loss=nonsat", "norm=clip,ln,wn,ortho,sn", SETTINGS_MIYATO, STEPS_100K],
+            ["experiment=sngan_stl10_cnn", "loss=wgan", "norm=gp", SETTINGS_MIYATO, STEPS_100K],
+            ["experiment=sngan_stl10_cnn", "loss=nonsat", "norm=ortho", "optim=C"],  # Orthonormal (2x updates)
+            ["experiment=sngan_stl10_cnn", "loss=nonsat,hinge"],  # SN-GANs (2x updates), and Eq.(17) (2x updates)
+            ["experiment=sngan_stl10_resnet", "norm=ortho,sn"],
         ],
     ),
     "san_table1": (
         "Kligvasser & Michaeli Table 1: SAN standard CNN and ResNet on CIFAR-10 and STL-10",
         [["experiment=san_cifar10_cnn,san_stl10_cnn,san_cifar10_resnet,san_stl10_resnet"]],
     ),
+    "san_fig14_convergence": (
+        "Kligvasser & Michaeli Fig. 14: IS during training of SAN, SN and Vanilla, standard CNN, CIFAR-10, 80k updates",
+        [["experiment=san_cifar10_cnn", "norm=san,sn,none", SAN_ABLATION]],
+    ),
+    "san_fig15_looseness": (
+        "Kligvasser & Michaeli Fig. 15: SAN's bound loosened by the factor g between 0.5 and 1.5 (the grid is ours), "
+        "80k updates",
+        [["experiment=san_cifar10_cnn", "norm.compensation=0.5,0.75,1.0,1.1,1.25,1.5", SAN_ABLATION]],
+    ),
     "san_fig16": (
-        "Kligvasser & Michaeli Fig. 16: SAN vs SN over their settings A-F, standard CNN, CIFAR-10",
-        [["experiment=san_cifar10_cnn", "norm=san,sn", SETTINGS_SAN]],
+        "Kligvasser & Michaeli Fig. 16: SAN, SN and Vanilla over their settings A-F, standard CNN, CIFAR-10, "
+        "80k updates",
+        [["experiment=san_cifar10_cnn", "norm=san,sn,none", SETTINGS_SAN, SAN_ABLATION]],
     ),
     "san_fig17_seeds": (
-        "Kligvasser & Michaeli Fig. 17: robustness over the paper's five seeds",
-        [["experiment=san_cifar10_cnn", "norm=san,sn", "seed=5354,9017,11224,5577,61"]],
+        "Kligvasser & Michaeli Fig. 17: SAN, SN and Vanilla over the paper's five seeds, setting B, 80k updates",
+        [["experiment=san_cifar10_cnn", "norm=san,sn,none", "seed=5354,9017,11224,5577,61", SAN_ABLATION]],
     ),
     "san_fig6_update_every": (
-        "Kligvasser & Michaeli Fig. 6: SAN's constant recomputed every 1, 10, 100 or 1000 critic updates",
-        [["experiment=san_cifar10_cnn", "norm.update_every=1,10,100,1000"]],
+        "Kligvasser & Michaeli Fig. 6: Vanilla, SN, and SAN normalized every 1, 10, 100 or 1000 critic updates, "
+        "100 epochs",
+        [
+            ["experiment=san_cifar10_cnn", "norm=none,sn", SAN_FIG6],
+            ["experiment=san_cifar10_cnn", "norm.update_every=1,10,100,1000", SAN_FIG6],
+        ],
     ),
-    "san_fig12_compensation": (
-        "Kligvasser & Michaeli Figs. 12 and 15: subset ratio r and compensation factor g",
-        [["experiment=san_cifar10_cnn", "norm.subset_ratio=1.0,0.5,0.25", "norm.compensation=null,1.0,1.1"]],
+    "san_fig12_compensation_analogue": (
+        "A CIFAR-10 analogue of Kligvasser & Michaeli Fig. 12 (subset ratio r x compensation g): the paper's numbers "
+        "are Cityscapes label-to-image FIDs with SPADE, which this project does not build, so they are not comparable",
+        [["experiment=san_cifar10_cnn", "norm.subset_ratio=1.0,0.5,0.25", "norm.compensation=1.0,1.1,1.2,1.3",
+          SAN_ABLATION]],
     ),
     "xiang_table2": (
-        "Xiang & Li Table 2: vanilla / BN / WN / affine-WN DCGAN on CelebA (reconstruction loss)",
-        [["experiment=xiang_celeba", "arch.variant=vanilla,bn,wn,wn_affine"]],
+        "Xiang & Li Table 2: vanilla / BN / WN DCGAN on CelebA (reconstruction loss)",
+        [["experiment=xiang_celeba", "arch.variant=vanilla,bn,wn"]],
+    ),
+    "xiang_tables3_4_instances": (
+        "Xiang & Li Tables 3 and 4: three training instances each of the vanilla and BN models (seeds are ours)",
+        [["experiment=xiang_celeba", "arch.variant=vanilla,bn", "seed=0,1,2"]],
+    ),
+    "xiang_tables5_6": (
+        "Xiang & Li Tables 5 and 6 (App. D.2): the full-affine WN model and WN + mean-only BN, beside WN",
+        [["experiment=xiang_celeba", "arch.variant=wn_affine,wn_mean_bn,wn"]],
     ),
     "xiang_table7": (
         "Xiang & Li Table 7: vanilla / BN / WN DCGAN on CIFAR-10 (train+test pooled, 2,000 held out)",
@@ -66,13 +100,15 @@ SWEEPS: dict[str, tuple[str, list[list[str]]]] = {
         [["experiment=xiang_lsun", "arch.variant=bn,wn"]],
     ),
     "mullery_heads": (
-        "Mullery & Whelan: generator output heads tanh / BN+tanh / BN+clip, iWGAN on CIFAR-10 frogs",
-        [["experiment=mullery_frogs", "arch.head=tanh,bn_tanh,bn_clip"]],
+        "Mullery & Whelan: generator output heads tanh / BN+tanh / BN+clip (and BN+clip frozen), iWGAN on CIFAR-10 "
+        "frogs",
+        [["experiment=mullery_frogs", "arch.head=tanh,bn_tanh,bn_clip"],
+         ["experiment=mullery_frogs", "arch.head=bn_clip", "arch.head_frozen=true"]],
     ),
     "report_table1": (
         "Feng, Xu & Li Table 1: SNGAN vs WGAN-GP / BN / LN critics over their TTUR settings A-C",
         [
-            ["experiment=repro_report", "loss=nonsat", "norm=sn,bn,ln", "optim=report_A,report_B,report_C"],
+            ["experiment=repro_report", "norm=sn,bn,ln", "optim=report_A,report_B,report_C"],
             ["experiment=repro_report", "loss=wgan", "norm=gp", "optim=report_A,report_B,report_C"],
         ],
     ),

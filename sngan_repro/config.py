@@ -48,6 +48,19 @@ def _project_choices(choices) -> DictConfig:
 
 OmegaConf.register_new_resolver("project_choices", _project_choices, replace=True)
 OmegaConf.register_new_resolver("multiply", lambda a, b: a * b, replace=True)  # e.g. TTUR: lr_d = 4 lr_g
+OmegaConf.register_new_resolver("abspath", lambda path: str(Path(path).expanduser().resolve()), replace=True)
+
+
+def with_data_dir(cfg: DictConfig, data_dir: str) -> DictConfig:
+    """A run's (resolved) config with every dataset path under its ``paths.data_dir`` moved under ``data_dir``,
+    so that a checkpoint finds its data on another machine or from another folder; other paths stay."""
+    old = str(cfg.paths.data_dir).rstrip("/")
+    moved = OmegaConf.create(OmegaConf.to_container(cfg))
+    for key, value in cfg.dataset.items():
+        if isinstance(value, str) and (value == old or value.startswith(old + "/")):
+            moved.dataset[key] = str(data_dir).rstrip("/") + value[len(old):]
+    moved.paths.data_dir = str(data_dir)
+    return moved
 
 
 def instantiate_checked(node, **kwargs):

@@ -9,7 +9,6 @@ invariant to that transposition.
 import math
 
 import torch
-from torch import nn
 
 
 def sn_estimate(weight: torch.Tensor) -> torch.Tensor:
@@ -54,13 +53,3 @@ def conv_operator_norm(weight: torch.Tensor, input_size) -> torch.Tensor:
     per_frequency = _kernel_spectra(weight.double(), input_size).permute(2, 3, 0, 1)
     return torch.linalg.matrix_norm(per_frequency, ord=2).amax().to(weight.dtype)
 
-
-def power_iteration_sigma(layer: nn.Module) -> torch.Tensor:
-    """The sigma a spectrally normalized ``layer`` currently divides by: u^T W v with its stored u, v.
-
-    ``layer`` carries ``torch.nn.utils.parametrizations.spectral_norm`` on its weight.
-    """
-    sn = layer.parametrizations.weight[0]
-    with torch.no_grad():
-        matrix = sn._reshape_weight_to_matrix(layer.parametrizations.weight.original)
-        return torch.dot(sn._u, matrix @ sn._v)

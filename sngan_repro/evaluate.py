@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .callbacks.build import dataset_description, sample_quality_callbacks
-from .config import CONFIG_DIR, check_checkpoint, resolve
+from .config import CONFIG_DIR, check_checkpoint, resolve, with_data_dir
 from .data import build_datamodule
 from .errors import CheckpointError, ConfigError, SnganReproError
 from .metrics.reconstruction import reconstruction_loss
@@ -56,7 +56,9 @@ def evaluate(cfg: DictConfig) -> dict:
     resolve(cfg)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
     module = load_module(cfg.ckpt, device)
-    train_cfg = OmegaConf.merge(module.cfg, {"metrics": cfg.metrics, "paths": {"cache_dir": cfg.paths.cache_dir}})
+    # the checkpoint's dataset, looked up under this command's paths.data_dir
+    train_cfg = OmegaConf.merge(with_data_dir(module.cfg, cfg.paths.data_dir),
+                                {"metrics": cfg.metrics, "paths": {"cache_dir": cfg.paths.cache_dir}})
     metrics = cfg.metrics
     if not (metrics.inception_score or metrics.fid or metrics.reconstruction):
         raise ConfigError(f"metrics={cfg.choices.get('metrics')} computes nothing; use e.g. metrics=paper_miyato, "

@@ -1,7 +1,7 @@
 """Adversarial losses: pure functions of the discriminator's raw outputs (logits / critic values).
 
 Each loss maps (D(x), D(G(z))) to the discriminator loss and D(G(z)) to the generator loss,
-as written in Miyato et al. 2018 (see shared/spec/sngan.md).
+as written in Miyato et al. 2018 (Sec. 4, Eqs. 15-17; WGAN-GP as in Gulrajani et al.).
 """
 
 import torch

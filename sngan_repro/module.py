@@ -20,7 +20,7 @@ from .config import instantiate_checked
 from .errors import CheckpointError, TrainingDivergedError
 from .losses import GANLoss
 from .models import build_models, build_normalization
-from .nn import OutputHead, project_parameters_  # slopes of (T)PReLUs clipped to [0, 1] after every update
+from .nn import OutputHead, normalizing_constants, project_parameters_  # project: (T)PReLU slopes clipped to [0, 1]
 
 _NOISE_STREAMS = ("discriminator", "generator", "fixed", "penalty", "normalization", "metrics")
 
@@ -64,6 +64,9 @@ class GAN(pl.LightningModule):
         self.d_steps_since_g = 0
         self.generator_stepped = False  # did the last training_step end with a generator update
         self.last_metrics: dict[str, float] = {}  # scalars of the last logging step
+        # mean D(x) - mean D(G(z)) of the last critic update before each generator update, kept on the device
+        # and written at the next logging step (every generator step is logged without a per-step host sync)
+        self._pending_gaps: list[tuple[int, torch.Tensor]] = []
 
     @property
     def world_size(self) -> int:
@@ -128,6 +131,7 @@ class GAN(pl.LightningModule):
         g_out = self._generator_update(opt_g)
         self.g_step += 1
         self.d_steps_since_g = 0
+        self._pending_gaps.append((self.g_step, d_out["d_out/real"].mean() - d_out["d_out/fake"].mean()))
         for scheduler in self._schedulers():
             scheduler.step()
         if self.g_step % self.cfg.train.log_every == 0 or self.g_step == self.cfg.train.steps:
@@ -136,14 +140,15 @@ class GAN(pl.LightningModule):
             self.trainer.should_stop = True
 
     def discriminator_loss(self, real: torch.Tensor, step: int):
-        """The critic's loss (with its normalization's penalty) on a real batch and fresh fakes."""
+        """The critic's loss on a real batch and fresh fakes: (total, its normalization's penalty or None, D(x),
+        D(G(z)))."""
         z = self.sample_latent(real.shape[0], "discriminator", step)
         with torch.no_grad():
             fake = self.generator(z)
         d_real, d_fake = self.discriminator(real), self.discriminator(fake)
         loss = self.loss.discriminator(d_real, d_fake)
         penalty = self.norm.penalty(self.discriminator, real, fake, self.rng("penalty", step))
-        return (loss if penalty is None else loss + penalty), d_real, d_fake
+        return (loss if penalty is None else loss + penalty), penalty, d_real, d_fake
 
     def n_dis(self, g_step: int) -> int:
         """Critic updates before generator update number ``g_step`` (counted from 0).
@@ -157,14 +162,17 @@ class GAN(pl.LightningModule):
         return self.cfg.optim.n_dis
 
     def _discriminator_update(self, real: torch.Tensor, opt) -> dict:
-        loss, d_real, d_fake = self.discriminator_loss(real, self.d_step)
+        loss, penalty, d_real, d_fake = self.discriminator_loss(real, self.d_step)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         opt.step()
         project_parameters_(self.discriminator)
         self.norm.after_discriminator_update(self.discriminator, self.d_step, self.rng("normalization", self.d_step, 0))
         # raw tensors: reduced to scalars only on logging steps (no per-step host sync)
-        return {"loss/d": loss.detach(), "d_out/real": d_real.detach(), "d_out/fake": d_fake.detach()}
+        outputs = {"loss/d": loss.detach(), "d_out/real": d_real.detach(), "d_out/fake": d_fake.detach()}
+        if penalty is not None:
+            outputs["loss/d_penalty"] = penalty.detach()
+        return outputs
 
     def _generator_update(self, opt) -> dict:
         z = self.sample_latent(self.cfg.train.g_batch_size, "generator", self.g_step)
@@ -191,11 +199,14 @@ class GAN(pl.LightningModule):
         scalars["lr/d"] = opt_d.param_groups[0]["lr"]
         scalars["grad_norm/g"] = _gradient_norm(self.generator)  # of the last generator update
         scalars["grad_norm/d"] = _gradient_norm(self.discriminator)  # of the last critic update
-        for layer, scale in self.norm.layer_scales(self.discriminator).items():
+        for layer, scale in normalizing_constants(self.discriminator).items():
             scalars[f"norm_scale/{layer}"] = scale
+        for layer, scale in normalizing_constants(self.generator).items():
+            scalars[f"norm_scale/generator/{layer}"] = scale
         self.last_metrics = {name: float(value) for name, value in scalars.items()}
         for logger in self.loggers:
             logger.log_metrics(self.last_metrics, step=self.g_step)
+        self._flush_gaps()
         diverged = [name for name in ("loss/d", "loss/g") if not math.isfinite(self.last_metrics[name])]
         if diverged:  # checked on logging steps only: the values are on the host there anyway
             raise TrainingDivergedError(
@@ -203,8 +214,20 @@ class GAN(pl.LightningModule):
                 f"{self.g_step}; the checkpoints written before it are in {self.trainer.default_root_dir}/checkpoints."
             )
 
+    def _flush_gaps(self) -> None:
+        """Log ``d_out/real_minus_fake`` of every generator step since the last flush (one host transfer): with
+        loss=wgan, the critic's Wasserstein estimate without the penalty (Mullery & Whelan's critic-loss curve)."""
+        if not self._pending_gaps:
+            return
+        values = torch.stack([gap for _, gap in self._pending_gaps]).tolist()
+        for (g_step, _), value in zip(self._pending_gaps, values):
+            for logger in self.loggers:
+                logger.log_metrics({"d_out/real_minus_fake": value}, step=g_step)
+        self._pending_gaps.clear()
+
     # -- checkpoint --------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self._flush_gaps()  # a run resumed from here logs from the next step on
         checkpoint["gan_counters"] = {"g_step": self.g_step, "d_step": self.d_step,
                                       "d_steps_since_g": self.d_steps_since_g}
 

@@ -86,3 +86,36 @@ def test_quickstart_digits_fid_improves_threefold(tmp_path):
     assert len(events.Images("samples/fixed_z")) == 7
     hparams = events.PluginTagToContent("hparams")
     assert "_hparams_/experiment" in hparams and b"quickstart" in hparams["_hparams_/session_start_info"]
+
+
+def test_evaluate_finds_a_moved_checkpoints_data_under_its_paths_data_dir(tmp_path):
+    """The checkpoint records where its data was; evaluate looks the dataset up under its own paths.data_dir, so a
+    run directory and a data folder moved elsewhere (another machine) still evaluate."""
+    import shutil
+
+    import numpy as np
+    from conftest import tiny_run_overrides
+    from PIL import Image
+
+    from sngan_repro import compose
+
+    machine_a = tmp_path / "a" / "data"
+    (machine_a / "faces").mkdir(parents=True)
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+    for index, image in enumerate(pixels):
+        Image.fromarray(image).save(machine_a / "faces" / f"{index:03d}.png")
+    run(compose(tiny_run_overrides(tmp_path / "a" / "run", 2, "dataset=imagefolder", f"paths.data_dir={machine_a}",
+                                   "dataset.root=${paths.data_dir}/faces", "dataset.image_size=16",
+                                   "dataset.num_workers=0", "dataset.heldout=8", "logger=none")))
+    machine_b = tmp_path / "b"
+    shutil.move(tmp_path / "a", machine_b)  # the run and its data, somewhere else
+    checkpoint = machine_b / "run" / "checkpoints" / "last.ckpt"
+    reconstruction = ("metrics=none", "+metrics.reconstruction={images: 4, steps: 2}")
+
+    moved = _evaluate(f"ckpt={checkpoint}", *reconstruction, f"paths.data_dir={machine_b / 'data'}")
+    assert moved.returncode == 0, moved.stderr
+    assert "reconstruction/final_4img_2steps" in moved.stdout
+
+    missing = _evaluate(f"ckpt={checkpoint}", *reconstruction, f"paths.data_dir={tmp_path / 'nowhere'}")
+    assert missing.returncode == 2
+    assert f"error: No images were found in {tmp_path / 'nowhere' / 'faces'}" in missing.stderr

@@ -8,8 +8,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from sngan_repro import build_models, compose
-from sngan_repro.diagnostics import conv_operator_norm, power_iteration_sigma, san_constant, sn_estimate
+from sngan_repro.diagnostics import conv_operator_norm, san_constant, sn_estimate
 from sngan_repro.models import build_normalization
+from sngan_repro.nn import normalizing_constants
 from sngan_repro.normalizations import (
     BatchNormalization,
     GradientPenalty,
@@ -21,6 +22,7 @@ from sngan_repro.normalizations import (
     WeightNormalization,
     compensation_factor,
 )
+from sngan_repro.normalizations.sparsity_aware import SparsityAwareProjection, SparsityAwareScale
 
 
 def _spectral_norm(matrix: torch.Tensor) -> torch.Tensor:
@@ -37,10 +39,15 @@ def _converged_sn_conv(seed=0):
     return layer
 
 
+def _sigma_of(layer) -> torch.Tensor:
+    [(_, sigma)] = normalizing_constants(layer).items()
+    return sigma
+
+
 def test_sn_normalized_weight_has_unit_sigma():
     layer = _converged_sn_conv()
     exact = _spectral_norm(layer.parametrizations.weight.original.flatten(1))
-    assert torch.allclose(power_iteration_sigma(layer).double(), exact, rtol=1e-4)
+    assert torch.allclose(_sigma_of(layer).double(), exact, rtol=1e-4)  # the sigma it divided by, as logged
     assert torch.allclose(sn_estimate(layer.parametrizations.weight.original).double(), exact, rtol=1e-6)
     assert abs(torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2).item() - 1) < 1e-3
 
@@ -58,9 +65,18 @@ def test_sn_gradient_flows_through_sigma():
     assert (ours - detached).abs().max() > 10 * (ours - reference).abs().max()
 
 
+def test_sn_of_a_transposed_convolution_normalizes_its_output_units():
+    torch.manual_seed(0)
+    layer = SpectralNormalization().wrap_weight_layer(nn.ConvTranspose2d(6, 4, 4, 2, 1))
+    for _ in range(300):
+        _ = layer.weight
+    by_output_unit = layer.weight.detach().transpose(0, 1).flatten(1)  # (out, in*kh*kw), as Miyato et al. reshape
+    assert abs(torch.linalg.matrix_norm(by_output_unit, ord=2).item() - 1) < 1e-3
+
+
 def test_sn_power_iteration_only_in_training_mode():
     layer = SpectralNormalization().wrap_weight_layer(nn.Linear(5, 7))
-    u = layer.parametrizations.weight[0]._u
+    u = layer.parametrizations.weight[0].u
     before = u.clone()
     layer.eval()
     _ = layer.weight
@@ -73,11 +89,25 @@ def test_sn_power_iteration_only_in_training_mode():
 def test_sn_u_is_in_the_state_dict_and_resumes():
     layer = _converged_sn_conv(seed=1)
     state = layer.state_dict()
-    assert {"parametrizations.weight.0._u", "parametrizations.weight.0._v"} <= set(state)
+    assert {f"parametrizations.weight.0.{name}" for name in ("u", "v", "sigma")} <= set(state)
     torch.manual_seed(99)
     fresh = SpectralNormalization().wrap_weight_layer(nn.Conv2d(8, 16, 3))
     fresh.load_state_dict(state)
     torch.testing.assert_close(fresh.eval().weight, layer.eval().weight)
+
+
+def test_normalizations_leave_the_global_random_stream_alone():
+    """Kligvasser & Michaeli (App. E) compare methods "initialized with the same draw of random weights": with one
+    seed, norm=none, sn and san build critics from the same stored weights (SAN's projection then rescales them)."""
+    def stored(norm):
+        torch.manual_seed(0)
+        reparametrized = ["norm.mode=reparametrization"] if norm == "san" else []
+        critic = build_models(compose([f"norm={norm}", *reparametrized, "arch.width=0.125"]))[1]
+        return [(m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight)
+                for m in critic.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    plain = stored("none")
+    for norm in ("sn", "san"):
+        assert all(torch.equal(a, b) for a, b in zip(plain, stored(norm))), norm
 
 
 # -- explicit matrices of circular convolutions --------------------------------------------------
@@ -137,60 +167,151 @@ def test_compensation_factor_is_harmonic_ratio():
     assert compensation_factor(4096, 1.0) == 1.0
 
 
+@pytest.mark.parametrize("mode", ["projection", "reparametrization"])
 @pytest.mark.parametrize("compensation", [None, 1.1])
-def test_san_normalized_layer_has_constant_one_over_g(compensation):
+def test_san_normalized_layer_has_constant_one_over_g(compensation, mode):
     torch.manual_seed(0)
-    norm = SparsityAwareNormalization(compensation=compensation)
+    norm = SparsityAwareNormalization(mode=mode, compensation=compensation, dense="svd")
     layer = norm.wrap_weight_layer(nn.Conv2d(6, 5, 3, padding=1, padding_mode="circular"), input_size=(8, 8))
     g = compensation or 1.0
     assert san_constant(layer.weight, (8, 8)).item() == pytest.approx(1 / g, rel=1e-5)
+    assert torch.equal(_brute_force_zero_inf_norm(layer.weight.detach(), (8, 8)) > 0, torch.tensor(True))
     dense = norm.wrap_weight_layer(nn.Linear(20, 3))
-    assert _spectral_norm(dense.weight).item() == pytest.approx(1 / g, rel=1e-5)
+    assert _spectral_norm(dense.weight).item() == pytest.approx(1.0, rel=1e-5)  # g is about the convolutions only
+
+
+def test_san_projection_normalizes_the_stored_weight_and_registers_no_parametrization():
+    torch.manual_seed(0)
+    layer = SparsityAwareNormalization().wrap_weight_layer(nn.Conv2d(3, 4, 3), input_size=(6, 6))
+    assert not parametrize.is_parametrized(layer) and isinstance(layer.weight, nn.Parameter)
+    torch.testing.assert_close(_brute_force_zero_inf_norm(layer.weight.detach(), (6, 6)),
+                               torch.tensor(1.0, dtype=torch.float64), rtol=1e-5, atol=0)
+
+
+def test_san_dense_layers_are_spectrally_normalized_with_the_gradient_through_sigma():
+    """Sec. 3: "the top singular value of the weight matrix, as in (Miyato et al. 2018)": SN by default."""
+    torch.manual_seed(0)
+    for mode in ("projection", "reparametrization"):
+        dense = SparsityAwareNormalization(mode=mode).wrap_weight_layer(nn.Linear(20, 3))
+        assert [type(p).__name__ for p in dense.parametrizations.weight] == ["SpectralNorm"]
 
 
 def test_san_constant_is_detached_in_backward():
     torch.manual_seed(0)
-    layer = SparsityAwareNormalization().wrap_weight_layer(nn.Conv2d(3, 4, 3), input_size=(6, 6))
+    layer = SparsityAwareNormalization(mode="reparametrization").wrap_weight_layer(nn.Conv2d(3, 4, 3),
+                                                                                  input_size=(6, 6))
     original = layer.parametrizations.weight.original
     probe = torch.randn_like(original)
     (grad,) = torch.autograd.grad((layer.weight * probe).sum(), original)
-    sigma = san_constant(original, (6, 6))
+    sigma = _brute_force_zero_inf_norm(original.detach(), (6, 6)).float()
     torch.testing.assert_close(grad, probe / sigma)
 
 
-def test_san_refreshes_every_k_updates_and_reuses_sigma_between():
+def test_san_reparametrization_refreshes_every_k_updates_from_the_tensor_it_receives():
     torch.manual_seed(0)
-    norm = SparsityAwareNormalization(update_every=3)
+    norm = SparsityAwareNormalization(mode="reparametrization", update_every=3)
     critic = nn.Sequential(norm.wrap_weight_layer(nn.Conv2d(2, 3, 3), input_size=(5, 5)))
     layer = critic[0]
     rng = torch.Generator().manual_seed(0)
     with torch.no_grad():
         layer.parametrizations.weight.original.mul_(2)
-    stale = layer.parametrizations.weight[0].sigma.clone()
+    applied = layer.weight.detach()
     norm.after_discriminator_update(critic, step=0, rng=rng)
     norm.after_discriminator_update(critic, step=1, rng=rng)
-    assert torch.equal(layer.parametrizations.weight[0].sigma, stale)
-    norm.after_discriminator_update(critic, step=2, rng=rng)  # the 3rd update
-    torch.testing.assert_close(layer.parametrizations.weight[0].sigma, 2 * stale)
+    torch.testing.assert_close(layer.weight, applied)  # sigma reused between refreshes: the weight doubled
+    norm.after_discriminator_update(critic, step=2, rng=rng)  # the 3rd update: the next forward recomputes sigma
+    assert san_constant(layer.weight, (5, 5)).item() == pytest.approx(1.0, rel=1e-5)
+    torch.testing.assert_close(layer.weight.detach(), applied / 2)
+
+
+def test_san_pending_refresh_survives_a_state_dict_round_trip():
+    """A refresh requested but not yet done (a checkpoint between a critic update and the next forward) resumes."""
+    torch.manual_seed(0)
+    norm = SparsityAwareNormalization(mode="reparametrization", subset_ratio=0.5)
+    critic = nn.Sequential(norm.wrap_weight_layer(nn.Conv2d(4, 4, 3), input_size=(6, 6)))
+    with torch.no_grad():
+        critic[0].parametrizations.weight.original.mul_(2)
+    norm.after_discriminator_update(critic, step=0, rng=torch.Generator().manual_seed(5))
+    state = {key: value.clone() if isinstance(value, torch.Tensor) else value
+             for key, value in critic.state_dict().items()}
+    expected = critic[0].weight.detach()  # this forward performs the pending refresh
+
+    torch.manual_seed(1)
+    fresh = nn.Sequential(SparsityAwareNormalization(mode="reparametrization", subset_ratio=0.5)
+                          .wrap_weight_layer(nn.Conv2d(4, 4, 3), input_size=(6, 6)))
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh[0].weight, expected, rtol=0, atol=0)
+
+
+def test_san_projection_every_k_updates():
+    torch.manual_seed(0)
+    norm = SparsityAwareNormalization(update_every=2, compensation=1.1)
+    critic = nn.Sequential(norm.wrap_weight_layer(nn.Conv2d(2, 3, 3), input_size=(5, 5)))
+    rng = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        critic[0].weight.mul_(3)
+    norm.after_discriminator_update(critic, step=0, rng=rng)
+    assert san_constant(critic[0].weight, (5, 5)).item() == pytest.approx(3 / 1.1, rel=1e-5)  # not yet
+    norm.after_discriminator_update(critic, step=1, rng=rng)
+    assert san_constant(critic[0].weight, (5, 5)).item() == pytest.approx(1 / 1.1, rel=1e-5)
+
+
+def test_san_projection_is_algorithm_1():
+    """Algorithm 1 by hand on a tiny critic: normalize W <- W / (g sigma) with sigma from the explicit operator
+    matrices, then one Adam step on the normalized weight; our critic, trained through the normalization's hook,
+    holds the same weights after every update."""
+    torch.manual_seed(0)
+    g, size, lr = 1.1, (5, 5), 1e-2
+    norm = SparsityAwareNormalization(compensation=g, dense="svd")
+    conv = nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular", bias=False)
+    initial = conv.weight.detach().clone()
+    critic = nn.Sequential(norm.wrap_weight_layer(conv, input_size=size), nn.ReLU(), nn.Flatten(),
+                           norm.wrap_weight_layer(nn.Linear(3 * 25, 1, bias=False)))
+    dense_initial = critic[3].weight.detach().clone() * _spectral_norm(critic[3].weight).float()  # undo its division
+    ours = torch.optim.Adam(critic.parameters(), lr=lr)
+
+    by_hand = [initial.clone().requires_grad_(True), dense_initial.clone().requires_grad_(True)]
+    reference = torch.optim.Adam(by_hand, lr=lr)
+    batches = [torch.randn(4, 2, *size) for _ in range(4)]
+    for step, x in enumerate(batches):
+        with torch.no_grad():  # steps 2-3 of Algorithm 1, before every update (update_every = 1)
+            by_hand[0].div_(g * _brute_force_zero_inf_norm(by_hand[0].detach(), size).float())
+            by_hand[1].div_(_spectral_norm(by_hand[1]).float())
+        if step == 0:
+            torch.testing.assert_close(critic[0].weight, by_hand[0])
+        loss_hand = F.conv2d(F.pad(x, [1, 1, 1, 1], mode="circular"), by_hand[0]).relu().flatten(1) @ by_hand[1].T
+        reference.zero_grad()
+        loss_hand.square().mean().backward()
+        reference.step()
+        ours.zero_grad()
+        critic(x).square().mean().backward()
+        ours.step()
+        norm.after_discriminator_update(critic, step, torch.Generator().manual_seed(step))
+        with torch.no_grad():  # compare after the next normalization, which both apply
+            expected = by_hand[0] / (g * _brute_force_zero_inf_norm(by_hand[0].detach(), size).float())
+        torch.testing.assert_close(critic[0].weight, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_san_subset_takes_the_max_over_a_fraction_of_kernels():
     torch.manual_seed(0)
-    norm = SparsityAwareNormalization(subset_ratio=0.25)
+    norm = SparsityAwareNormalization(mode="reparametrization", subset_ratio=0.25)
     layer = norm.wrap_weight_layer(nn.Conv2d(8, 8, 3), input_size=(6, 6))
-    scale = layer.parametrizations.weight[0]
-    per_kernel = torch.stack([san_constant(k[None, None], (6, 6)) for k in layer.parametrizations.weight.original
-                              .detach().flatten(0, 1)])
+    [scale] = [m for m in layer.modules() if isinstance(m, SparsityAwareScale)]
+    per_kernel = torch.stack([_brute_force_zero_inf_norm(k[None, None], (6, 6)) for k in
+                              layer.parametrizations.weight.original.detach().flatten(0, 1)])
     assert scale.compensation == pytest.approx(compensation_factor(64, 0.25))
     assert scale.sigma.item() <= per_kernel.max().item() + 1e-6
     assert any(abs(scale.sigma.item() - v) < 1e-5 for v in per_kernel.tolist())  # it is one kernel's maximum
 
 
-def test_san_uses_circular_padding_and_every_layer_input_size():
-    _, discriminator = build_models(compose(["norm=san", "arch.width=0.125"]))
+@pytest.mark.parametrize("mode", ["projection", "reparametrization"])
+def test_san_uses_circular_padding_and_every_layer_input_size(mode):
+    _, discriminator = build_models(compose(["norm=san", f"norm.mode={mode}", "arch.width=0.125"]))
     convs = [m for m in discriminator.modules() if isinstance(m, nn.Conv2d)]
     assert all(c.padding_mode == "circular" for c in convs)
-    sizes = [c.parametrizations.weight[0].input_size for c in convs]
+    constants = [next(m for m in c.modules() if isinstance(m, (SparsityAwareScale, SparsityAwareProjection)))
+                 for c in convs]
+    sizes = [constant.input_size for constant in constants]
     assert sizes == [(32, 32), (32, 32), (16, 16), (16, 16), (8, 8), (8, 8), (4, 4)]
     for conv, size in zip(convs, sizes):
         assert san_constant(conv.weight, size).item() == pytest.approx(1.0, rel=1e-5)
@@ -277,11 +398,20 @@ def test_weight_clipping_bounds_every_parameter():
 
 
 @pytest.mark.parametrize("name", ["sn", "san"])
-def test_layer_scales_name_every_normalized_layer(name):
+def test_logged_scales_are_the_constants_each_layer_divides_by(name):
     cfg = compose([f"norm={name}", "arch.width=0.125"])
-    norm = build_normalization(cfg)
-    _, discriminator = build_models(cfg, norm=norm)
-    scales = norm.layer_scales(discriminator)
+    _, discriminator = build_models(cfg, norm=build_normalization(cfg))
+    scales = normalizing_constants(discriminator)
     assert len(scales) == 8 and "classifier" in scales
-    assert all(s.ndim == 0 and s > 0 for s in scales.values())
-    assert all(parametrize.is_parametrized(discriminator.get_submodule(n), "weight") for n in scales)
+    for layer_name, sigma in scales.items():
+        layer = discriminator.get_submodule(layer_name)
+        stored = layer.parametrizations.weight.original if parametrize.is_parametrized(layer, "weight") else None
+        if stored is not None and not isinstance(layer, nn.Conv2d) or name == "sn":
+            # a spectrally normalized layer: weight = stored / sigma, sigma its top singular value
+            torch.testing.assert_close(layer.weight, stored / sigma)
+            # u^T W v with unit u, v never exceeds the top singular value; 17 power steps from init come close
+            assert 0.9 * sn_estimate(stored).item() < sigma.item() <= sn_estimate(stored).item() * (1 + 1e-6)
+        else:  # SAN's projection: the stored weight was divided by the sigma it had
+            assert san_constant(layer.weight, next(m.input_size for m in layer.modules()
+                                                   if isinstance(m, SparsityAwareProjection))).item() == \
+                pytest.approx(1.0, rel=1e-5)

@@ -1,12 +1,15 @@
 """Experiment presets, sweeps and the papers' numbers: every preset composes, trains a few
 generator steps on synthetic data of its size, and changes one factor when overridden."""
 
+import functools
 import importlib.util
 import itertools
+import json
 from pathlib import Path
 
 import pytest
 from conftest import group_options
+from omegaconf import OmegaConf
 
 from sngan_repro import compose, validate
 from sngan_repro.paper_results import load_paper_results
@@ -57,35 +60,102 @@ def _expand(overrides: list[str]) -> list[list[str]]:
     return [list(combination) for combination in itertools.product(*axes)]
 
 
+@functools.cache
+def _composed(point: tuple[str, ...]):
+    return compose(list(point))
+
+
+def _identity(cfg) -> str:
+    """What a run computes: its whole resolved config but where it writes (paths, the logger's folder)."""
+    return json.dumps({key: value for key, value in OmegaConf.to_container(cfg).items()
+                       if key not in ("paths", "logger")}, sort_keys=True)
+
+
+def _sweep_points() -> list[tuple[str, ...]]:
+    return [tuple(point) for _, commands in _load_sweeps().values() for overrides in commands
+            for point in _expand(overrides)]
+
+
 @pytest.mark.parametrize("name", sorted(_load_sweeps()))
 def test_every_sweep_point_composes_and_validates(name):
     _, commands = _load_sweeps()[name]
     points = [point for overrides in commands for point in _expand(overrides)]
     assert points
     for point in points:
-        validate(compose(point))
+        validate(_composed(tuple(point)))
+
+
+XIANG_VARIANTS = {"vanilla", "bn", "wn", "wn_affine", "wn_mean_bn"}
+HEADS = {"tanh", "bn_tanh", "bn_clip"}
+NOT_BUILT = {"real", "began", "ebgan"}  # the data itself, and the autoencoder critics this project lacks
 
 
 def test_paper_results_name_this_projects_options():
     records = load_paper_results()
     datasets, archs = set(group_options("dataset")), set(group_options("arch")) | {None, "biggan"}
-    known_methods = set(group_options("norm")) | {"vanilla", "bn", "wn", "wn_affine", "wn_mean_only_bn",
-                                                  "tanh", "bn_tanh", "bn_clip", "real", "began", "ebgan"}
+    known_methods = set(group_options("norm")) | XIANG_VARIANTS | HEADS | NOT_BUILT
     for record in records:
         assert record["dataset"] in datasets, record
         assert record["arch"] in archs, record
         assert record["method"] in known_methods, record
         assert isinstance(record["value"], (int, float)) and record["protocol"], record
-    by_paper = {paper: sum(r["paper"] == paper for r in records) for paper in {r["paper"] for r in records}}
-    assert by_paper == {"Miyato et al. 2018 (SN-GAN)": 19, "Kligvasser & Michaeli (SAN)": 10, "Xiang & Li (WN)": 25,
-                        "Feng, Xu & Li (SNGAN reproducibility report)": 14,
-                        "Mullery & Whelan (final-layer BN)": 3}
+        if "evaluate" in record:
+            assert record["evaluate"] in group_options("metrics"), record
+        runnable = record["method"] not in NOT_BUILT and record["arch"] != "biggan"
+        assert (record["run"] is not None) == (runnable and not record["metric"].endswith("_ms")), record
 
 
-def test_sn_gan_cifar10_standard_cnn_number():
-    [record] = [r for r in load_paper_results() if r["method"] == "sn" and r["arch"] == "sngan_cnn"
-                and r["dataset"] == "cifar10" and r["metric"] == "inception_score" and r["paper"].startswith("Miyato")]
-    assert record["value"] == 7.58 and "50,000 samples, 10 splits" in record["protocol"]
+def _runs():
+    return [(record, point) for record in load_paper_results() if record["run"] for point in _expand(record["run"])]
+
+
+@pytest.mark.slow
+def test_every_published_number_is_trained_by_its_run_as_tagged():
+    """Each number's run trains what its tags say (dataset, architecture, method, loss, setting, length)."""
+    for record, point in _runs():
+        cfg = _composed(tuple(point))
+        validate(cfg)
+        label = (record["paper"], record["table"], record["row"], point)
+        assert cfg.choices.dataset == record["dataset"] and cfg.choices.arch == record["arch"], label
+        if record["method"] in XIANG_VARIANTS and cfg.choices.arch.startswith("xiang"):
+            assert cfg.arch.variant == record["method"], label
+        elif record["method"] in HEADS:
+            assert cfg.arch.head == record["method"], label
+        else:
+            assert cfg.choices.norm == record["method"], label
+        if record.get("loss"):
+            assert cfg.choices.loss == record["loss"], label
+        if record.get("g_steps"):
+            assert cfg.train.steps == record["g_steps"], label
+        if record.get("optim") in group_options("optim"):
+            assert cfg.choices.optim == record["optim"], label
+        if record.get("iteration"):
+            assert cfg.train.steps >= record["iteration"], label  # the run reaches the reported checkpoint
+
+
+@pytest.mark.slow
+def test_every_published_number_is_a_point_of_its_papers_sweep():
+    """scripts/sweep.py runs every row of the papers' tables: each published number's run is a sweep point."""
+    swept = {_identity(_composed(point)) for point in _sweep_points()}
+    missing = [(r["paper"], r["table"], r["row"], p) for r, p in _runs() if _identity(_composed(tuple(p))) not in swept]
+    assert not missing, missing
+
+
+def test_the_published_sn_numbers_are_the_rows_they_are():
+    """SAN's Table 1 quotes SN-GAN's 7.58 (CIFAR-10) and 8.79 (STL-10): Miyato et al.'s hinge-loss rows, the STL-10
+    one with twice the generator updates; the presets for SN run exactly those rows."""
+    records = load_paper_results()
+    quoted = {(r["dataset"], r["value"]): r for r in records
+              if r.get("quoted_by") and r["method"] == "sn" and r["arch"] == "sngan_cnn"}
+    assert set(quoted) == {("cifar10", 7.58), ("stl10", 8.79)}
+    assert quoted["cifar10", 7.58]["loss"] == quoted["stl10", 8.79]["loss"] == "hinge"
+    assert (quoted["cifar10", 7.58]["g_steps"], quoted["stl10", 8.79]["g_steps"]) == (100000, 200000)
+    assert all("50,000 samples, 10 splits" not in r["protocol"] for r in records if r["paper"].startswith("Miyato"))
+    for dataset, value in quoted:
+        preset = compose([f"experiment=sngan_{dataset}_cnn"])
+        assert (preset.choices.loss, preset.train.steps, preset.choices.optim) == ("hinge",
+                                                                                   quoted[dataset, value]["g_steps"],
+                                                                                   quoted[dataset, value]["optim"])
 
 
 @pytest.mark.slow

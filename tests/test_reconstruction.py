@@ -202,7 +202,8 @@ def test_callback_without_enough_heldout_images_stops_before_training(tiny_cfg, 
 
 
 _DDP_SCRIPT = """
-import json, sys
+import json, sys, time
+from pathlib import Path
 from sngan_repro import compose, train
 from sngan_repro.callbacks.reconstruction import ReconstructionMetric
 
@@ -214,8 +215,15 @@ def build(cfg, output_dir):
     return trainer
 train.build_trainer = build
 module = train.run(compose(json.loads(sys.argv[1])))
-print("RESULT", json.dumps({"rank": module.global_rank, "share": metric._heldout.shape[0],
-                            "value": float(module.trainer.callback_metrics[metric.name])}), flush=True)
+# each rank writes its own file (a child's stdout can be lost when the launcher's main process exits), and rank 0
+# leaves only once every rank's file is there, so that no rank is stopped before it has written
+folder, rank, world = Path(sys.argv[2]), module.global_rank, module.trainer.world_size
+result = {"rank": rank, "share": metric._heldout.shape[0], "value": float(module.trainer.callback_metrics[metric.name])}
+(folder / f"rank{rank}.part").write_text(json.dumps(result))
+(folder / f"rank{rank}.part").rename(folder / f"rank{rank}.json")  # complete files only
+deadline = time.monotonic() + 120
+while rank == 0 and len(list(folder.glob("rank*.json"))) < world and time.monotonic() < deadline:
+    time.sleep(0.1)
 """
 
 
@@ -224,13 +232,14 @@ def test_callback_under_ddp_shares_the_work_and_agrees(tmp_path):
     """Two CPU processes (gloo): each reconstructs its share of the 7 images, both hold the same mean, none hangs."""
     script = tmp_path / "ddp_run.py"  # Lightning's DDP launcher re-runs the script for rank 1
     script.write_text(_DDP_SCRIPT)
+    results = tmp_path / "results"
+    results.mkdir()
     overrides = tiny_run_overrides(tmp_path, 4, "dataset=synthetic", "dataset.heldout=50", "train.diagnostics_every=0",
                                    "trainer.devices=2", "+trainer.strategy=ddp_find_unused_parameters_true")
-    result = subprocess.run([sys.executable, str(script), json.dumps(overrides)], capture_output=True, text=True,
-                            timeout=240)
+    result = subprocess.run([sys.executable, str(script), json.dumps(overrides), str(results)], capture_output=True,
+                            text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
-    ranks = sorted((json.loads(line.split(" ", 1)[1]) for line in result.stdout.splitlines()
-                    if line.startswith("RESULT")), key=lambda r: r["rank"])
+    ranks = [json.loads((results / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [(r["rank"], r["share"]) for r in ranks] == [(0, 4), (1, 3)]
     assert ranks[0]["value"] == ranks[1]["value"]
 

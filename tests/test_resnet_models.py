@@ -12,7 +12,8 @@ from torch.nn.utils import parametrize
 from sngan_repro import build_models, compose
 from sngan_repro.errors import ConfigError
 from sngan_repro.models.resnet import DownBlock, UpBlock
-from sngan_repro.normalizations.sparsity_aware import SparsityAwareScale
+from sngan_repro.nn import SpectralNorm
+from sngan_repro.normalizations.sparsity_aware import PROJECTION_ATTRIBUTE
 
 SERVED = [(arch, size) for arch in ("san_cnn", "sngan_resnet", "san_resnet") for size in (32, 48)]
 RESNETS = ("sngan_resnet", "san_resnet")
@@ -154,11 +155,11 @@ def test_san_pads_circularly_and_sees_each_convs_input_size(arch, size):
         conv.register_forward_pre_hook(record)
     discriminator(torch.randn(2, 3, size, size))
     assert len(seen) == len(convs)
-    for conv in convs:
+    for conv in convs:  # the default projection mode: a child that rescales the stored weight
         assert conv.padding_mode == "circular"
-        scale = conv.parametrizations.weight[0]
-        assert isinstance(scale, SparsityAwareScale) and scale.input_size == seen[conv]
-    assert isinstance(discriminator.classifier.parametrizations.weight[0], SparsityAwareScale)
+        assert getattr(conv, PROJECTION_ATTRIBUTE).input_size == seen[conv]
+    # the dense layer: spectral norm, "as in Miyato et al."
+    assert [type(p) for p in discriminator.classifier.parametrizations.weight] == [SpectralNorm]
     assert not any(parametrize.is_parametrized(m) for m in generator.modules())
 
 

@@ -70,9 +70,21 @@ def test_seeded_runs_are_reproducible(tiny_cfg, tmp_path):
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
-def test_resume_continues_the_same_run(tiny_cfg, tmp_path):
-    """2N generator steps in one go == N steps, then resume from the checkpoint for N more."""
-    n, extra = 6, ("optim.n_dis=2", "logger=none", "train.checkpoint_every=0")
+RESUMED = {
+    "sn": ("norm=sn",),
+    "san_projection": ("norm=san", "norm.mode=projection"),
+    "san_reparametrization": ("norm=san", "norm.mode=reparametrization", "norm.update_every=3"),
+    "gp": ("norm=gp", "loss=wgan"),
+    "bn_clip_frozen": ("arch.head=bn_clip", "arch.head_frozen=true"),
+    "xiang_wn": ("arch=xiang_dcgan", "arch.variant=wn"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESUMED))
+def test_resume_continues_the_same_run(tiny_cfg, tmp_path, case):
+    """2N generator steps in one go == N steps, then resume from the checkpoint for N more: every weight, buffer
+    (SN's u and v, SAN's sigma, BN statistics) and Adam moment bit for bit."""
+    n, extra = 6, ("optim.n_dis=2", "logger=none", "train.checkpoint_every=0", *RESUMED[case])
     straight = run(tiny_cfg(*extra, steps=2 * n, output_dir=tmp_path / "straight"))
     run(tiny_cfg(*extra, steps=n, output_dir=tmp_path / "first_half"))
     checkpoint = tmp_path / "first_half" / "checkpoints" / "last.ckpt"
@@ -80,15 +92,36 @@ def test_resume_continues_the_same_run(tiny_cfg, tmp_path):
 
     assert (resumed.g_step, resumed.d_step) == (straight.g_step, straight.d_step) == (2 * n, 4 * n)
     a, b = straight.state_dict(), resumed.state_dict()
-    assert a.keys() == b.keys() and any("_u" in k for k in a)  # spectral norm's u vectors included
+    assert a.keys() == b.keys()
     for key in a:
-        assert torch.equal(a[key], b[key]), key
+        if isinstance(a[key], torch.Tensor):
+            assert torch.equal(a[key], b[key]), key
+        else:  # a module's extra state (SAN's pending refresh)
+            assert a[key] == b[key], key
     final_a = _checkpoint(tmp_path / "straight" / "checkpoints" / "last.ckpt")
     final_b = _checkpoint(tmp_path / "second_half" / "checkpoints" / "last.ckpt")
     for state_a, state_b in zip(final_a["optimizer_states"], final_b["optimizer_states"]):
+        assert state_a["state"].keys() == state_b["state"].keys()
         for param, moments in state_a["state"].items():
             for name, value in moments.items():
                 assert torch.equal(value, state_b["state"][param][name]), (param, name)
+
+
+def test_a_frozen_head_does_not_move_on_resume(tiny_cfg, tmp_path):
+    """arch.head_frozen holds when the data initialization is skipped (a resumed run): gamma and beta stay at the
+    data's std and mean and are not optimizer parameters."""
+    from sngan_repro.nn import OutputHead
+
+    extra = ("arch.head=bn_clip", "arch.head_frozen=true", "logger=none", "train.checkpoint_every=0")
+    first = run(tiny_cfg(*extra, steps=3, output_dir=tmp_path / "first"))
+    statistics = first.trainer.datamodule.channel_statistics()
+    resumed = run(tiny_cfg(*extra, f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}", steps=6,
+                           output_dir=tmp_path / "resumed"))
+    head = next(m for m in resumed.generator.modules() if isinstance(m, OutputHead))
+    assert torch.equal(head.norm.bias, statistics[0]) and torch.equal(head.norm.weight, statistics[1])
+    optimized = {id(p) for group in resumed.trainer.optimizers[0].param_groups for p in group["params"]}
+    assert id(head.norm.weight) not in optimized and id(head.norm.bias) not in optimized
+    assert resumed.g_step == 6
 
 
 def test_diverging_loss_stops_with_one_sentence_and_keeps_checkpoints(tiny_cfg, tmp_path, monkeypatch):
@@ -149,3 +182,27 @@ def test_every_normalization_trains_ten_generator_steps(tiny_cfg, norm):
     module = run(tiny_cfg(f"norm={norm}", f"loss={loss}", "logger=none", "train.log_every=1", steps=10))
     assert module.g_step == 10
     assert all(math.isfinite(v) for v in module.last_metrics.values()), module.last_metrics
+
+
+def test_critic_gap_is_logged_at_every_generator_step_and_the_penalty_apart(tiny_cfg, tmp_path):
+    """Mullery & Whelan plot the critic loss (a Wasserstein estimate) per generator iteration: d_out/real_minus_fake
+    at every generator step (written at the logging steps, no per-step host sync), and the penalty on its own."""
+    run(tiny_cfg("norm=gp", "loss=wgan", "train.log_every=5", steps=12))
+    events = _event_file(tmp_path)
+    gap = {e.step: e.value for e in events.Scalars("d_out/real_minus_fake")}
+    assert sorted(gap) == list(range(1, 13))
+    scalars = {tag: {e.step: e.value for e in events.Scalars(tag)}
+               for tag in ("d_out/real", "d_out/fake", "loss/d", "loss/d_penalty")}
+    for step in (5, 10, 12):  # where the means of D's outputs are logged too
+        assert gap[step] == pytest.approx(scalars["d_out/real"][step] - scalars["d_out/fake"][step], abs=1e-5)
+        # WGAN-GP: loss/d = E[D(G(z))] - E[D(x)] + penalty
+        assert scalars["loss/d"][step] - scalars["loss/d_penalty"][step] == pytest.approx(-gap[step], abs=1e-5)
+        assert scalars["loss/d_penalty"][step] > 0
+
+
+def test_hparams_record_every_normalization_setting(tiny_cfg, tmp_path):
+    """SAN's mode (and every other norm.* setting) is recorded with the run's results."""
+    run(tiny_cfg("norm=san", "norm.mode=reparametrization", steps=2))
+    info = _event_file(tmp_path).PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    for setting in (b"norm.mode", b"reparametrization", b"norm.update_every", b"norm.dense", b"gen_norm"):
+        assert setting in info, setting

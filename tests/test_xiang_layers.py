@@ -257,3 +257,20 @@ def test_conv_init(make_layer):
     in_channels, kernel = 32, 4
     layer = make_layer(in_channels, 8, kernel, stride=2, padding=1)
     assert_uniform_within(original_weight(layer), 1 / math.sqrt(in_channels * kernel * kernel))
+
+
+def test_mean_only_batch_norm_matches_salimans_and_kingma():
+    """y = x - mean over (batch, positions) + b per channel in training; the running mean in eval mode."""
+    from sngan_repro.nn import MeanOnlyBatchNorm
+
+    torch.manual_seed(0)
+    layer = MeanOnlyBatchNorm(3)
+    with torch.no_grad():
+        layer.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    x = torch.randn(4, 3, 5, 5) * 2 + 7
+    expected = torch.stack([x[:, c] - x[:, c].mean() + layer.bias[c] for c in range(3)], 1)
+    torch.testing.assert_close(layer(x), expected)
+    torch.testing.assert_close(layer.running_mean, 0.1 * x.mean((0, 2, 3)))  # momentum 0.1 from 0
+    assert torch.equal(layer(x).var((0, 2, 3)), x.var((0, 2, 3)))  # no variance normalization
+    layer.eval()
+    torch.testing.assert_close(layer(x), x - layer.running_mean.view(1, 3, 1, 1) + layer.bias.view(1, 3, 1, 1))

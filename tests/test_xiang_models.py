@@ -8,10 +8,11 @@ from torch.nn.utils import parametrize
 
 from sngan_repro import build_models, compose
 from sngan_repro.errors import ConfigError
-from sngan_repro.nn import AffineWeightNorm, OutputHead, TPReLU, UnitNorm, WNAdd
+from sngan_repro.models.common import SamePad2d
+from sngan_repro.nn import AffineWeightNorm, MeanOnlyBatchNorm, OutputHead, TPReLU, UnitNorm, WNAdd
 from sngan_repro.normalizations.sparsity_aware import SparsityAwareScale
 
-DCGAN_VARIANTS = ("vanilla", "bn", "wn", "wn_affine")
+DCGAN_VARIANTS = ("vanilla", "bn", "wn", "wn_affine", "wn_mean_bn")
 RESNET_VARIANTS = ("vanilla", "bn", "wn")
 
 
@@ -38,6 +39,8 @@ def _kind(module: nn.Module) -> str | None:
         return "SWN" if _is_swn(module) else "Conv"
     if isinstance(module, nn.BatchNorm2d):
         return "BN"
+    if isinstance(module, MeanOnlyBatchNorm):
+        return "MBN"
     if isinstance(module, nn.PReLU):
         return "TPReLU" if isinstance(module, TPReLU) else "PReLU"
     return None
@@ -49,20 +52,26 @@ def _table(*modules: nn.Module) -> list[str]:
 
 # Table 1 for a network of n weight layers, by variant: (first layer, hidden normalization, activation, last layer)
 _TABLE_1 = {"vanilla": ("Conv", [], "PReLU", "Conv"), "bn": ("Conv", ["BN"], "PReLU", "Conv"),
-            "wn": ("SWN", [], "TPReLU", "AWN"), "wn_affine": ("AWN", [], "PReLU", "AWN")}
+            "wn": ("SWN", [], "TPReLU", "AWN"), "wn_affine": ("AWN", [], "PReLU", "AWN"),
+            "wn_mean_bn": ("AWN", ["MBN"], "PReLU", "AWN")}  # App. D.2: affine WN + mean-only BN where BN is
 
 
 @pytest.mark.parametrize("variant", DCGAN_VARIANTS)
 def test_dcgan_layer_types_follow_table_1(variant):
     _, generator, discriminator = _build("xiang_dcgan", 32, f"arch.variant={variant}")
     layer, norm, act, last = _TABLE_1[variant]
-    hidden = "AWN" if variant == "wn_affine" else layer
+    hidden = "AWN" if variant.startswith("wn_") else layer
     # D: no BN on the first layer nor on the last; G: BN after every layer but the last (its first included)
     assert _table(discriminator.features, discriminator) == [
         layer, act, hidden, *norm, act, hidden, *norm, act, last]
     assert _table(generator, generator.body) == [layer, *norm, act, hidden, *norm, act, hidden, *norm, act, last]
     bias_free = [m for m in _convs(generator) + _convs(discriminator) if _is_swn(m)]
     assert all(m.bias is None for m in bias_free) and (len(bias_free) == 7) == variant.startswith("wn")
+    # where mean-only BN follows, it carries the bias (Salimans & Kingma's y = t - mean(t) + b), not the AWN
+    affine = [m for m in [*generator.modules(), *discriminator.modules()] if isinstance(m, AffineWeightNorm)]
+    centered = [m for m in affine if m.beta is None]
+    assert len(centered) == (sum(isinstance(m, MeanOnlyBatchNorm) for m in [*generator.modules(),
+                                                                             *discriminator.modules()]))
 
 
 def test_dcgan_celeba_channels_follow_table_1():
@@ -186,8 +195,15 @@ def test_iwgan_shapes_layers_and_critic_at_32_px():
     assert body[:3] == ["Unflatten", "ReLU", "BatchNorm2d"]  # BN after ReLU, as in the notebook
     assert body.count("Upsample") == 3
     assert [(c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0]) for c in _convs(critic)] == [
-        (128, 3, 1, 0), (256, 4, 2, 1), (512, 4, 2, 1), (1024, 4, 2, 1)]
-    assert critic.classifier.in_features == 1024 * 3 * 3  # 32 -> 30 -> 15 -> 7 -> 3
+        (128, 3, 1, 0), (256, 4, 2, 0), (512, 4, 2, 0), (1024, 4, 2, 0)]
+    # Keras "same" (TensorFlow's rule): out = ceil(in / stride), total padding (out - 1) stride + kernel - in, the
+    # odd pixel after: 30 -> (1, 1) -> 15, 15 -> (1, 2) -> 8, 8 -> (1, 1) -> 4
+    assert [m.pad for m in critic.modules() if isinstance(m, SamePad2d)] == [(1, 1, 1, 1), (1, 2, 1, 2), (1, 1, 1, 1)]
+    sizes = []
+    hooks = [c.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1])) for c in _convs(critic)]
+    critic(torch.zeros(1, 3, 32, 32))
+    [hook.remove() for hook in hooks]
+    assert sizes == [30, 15, 8, 4] and critic.classifier.in_features == 16384  # 1024 x 4 x 4, as in the notebook
     assert sum(isinstance(m, nn.LayerNorm) for m in critic.modules()) == 4
     assert {m.negative_slope for m in critic.modules() if isinstance(m, nn.LeakyReLU)} == {0.2}
     assert not any(isinstance(m, nn.BatchNorm2d) for m in critic.modules())
@@ -212,21 +228,24 @@ def test_iwgan_takes_every_head(head):
 
 
 def test_iwgan_critic_keeps_its_layer_norm_only():
-    _, _, critic = _build("iwgan", 32, "arch.width=0.125", norm="bn")  # no second feature norm is added
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in critic.modules())
+    for norm in ("bn", "ln"):  # a second feature norm on the same activations is refused
+        with pytest.raises(ConfigError, match=r"arch=iwgan's critic has its own layer norm"):
+            _build("iwgan", 32, "arch.width=0.125", norm=norm)
 
 
 @pytest.mark.parametrize("arch,extra,sizes", [
     ("xiang_dcgan", ("arch.variant=vanilla",), [32, 16, 8, 4]),
-    ("iwgan", (), [32, 30, 15, 7, None]),
+    ("iwgan", (), [32, 30, 15, 8, None]),
 ])
 def test_discriminators_hand_every_weight_layer_and_its_input_size_to_the_norm(arch, extra, sizes):
-    _, _, discriminator = _build(arch, 32, "arch.width=0.125", *extra, norm="san")
+    _, _, discriminator = _build(arch, 32, "arch.width=0.125", *extra, "norm.mode=reparametrization", "norm.dense=svd",
+                                 norm="san")
     layers = [m for m in discriminator.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    scales = [m.parametrizations.weight[0] for m in layers]
+    scales = [next(p for p in m.parametrizations.weight if isinstance(p, SparsityAwareScale)) for m in layers]
     assert all(isinstance(s, SparsityAwareScale) for s in scales)
     assert [s.input_size[0] if s.input_size else None for s in scales] == sizes
-    assert all(c.padding_mode == "circular" for c in _convs(discriminator))
+    assert all(c.padding_mode == "circular" for c in _convs(discriminator) if c.padding[0])
+    assert all(m.mode == "circular" for m in discriminator.modules() if isinstance(m, SamePad2d))
 
 
 def test_wn_discriminator_layers_take_the_norm_under_the_affine():

@@ -6,16 +6,25 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.tensorboard.summary import hparams
 
-GROUPS = ("experiment", "dataset", "arch", "norm", "loss", "optim", "metrics")
+GROUPS = ("experiment", "dataset", "arch", "norm", "gen_norm", "loss", "optim", "metrics")
+
+
+def _options(prefix: str, node) -> dict:
+    """The scalar settings of a config node (e.g. norm.mode, norm.update_every), None written as 'null'."""
+    return {f"{prefix}.{key}": "null" if value is None else value for key, value in node.items()
+            if key != "_target_" and (value is None or isinstance(value, (bool, int, float, str)))}
 
 
 def hparams_of(cfg) -> dict:
-    """The run's identity for comparisons: group choices, seed and the settings sweeps vary."""
+    """The run's identity for comparisons: group choices, seed, the settings sweeps vary and every scalar
+    setting of the normalizations (e.g. SAN's mode), so that no result is separated from how it was made."""
     choices = cfg.get("choices") or {}
     params = {group: str(choices.get(group)) for group in GROUPS}
     params.update({"seed": cfg.seed, "steps": cfg.train.steps, "batch_size": cfg.train.batch_size,
                    "lr_g": cfg.optim.lr_g, "lr_d": cfg.optim.lr_d, "n_dis": cfg.optim.n_dis, "width": cfg.arch.width,
-                   "head": cfg.arch.head})
+                   "head": cfg.arch.head, "variant": str(cfg.arch.get("variant"))})
+    params.update(_options("norm", cfg.norm))
+    params.update(_options("gen_norm", cfg.gen_norm))
     return params
 
 

@@ -12,21 +12,42 @@ The contract every architecture keeps (``conf/arch/<name>.yaml`` names the two c
   ``norm.conv_padding_mode``; it never asks which normalization it was given.
 - ``width`` multiplies every channel count; an image size the architecture cannot serve raises
   ``ConfigError`` with one sentence.
+
+The generator's weights can be normalized too (``gen_norm=sn``, Feng, Xu & Li): every conv, transposed conv
+and dense layer of any generator goes through ``gen_norm``'s ``wrap_weight_layer`` after it is built.
 """
 
 from omegaconf import DictConfig
+from torch import nn
 
 from ..config import instantiate_checked
 from ..errors import ConfigError
 from ..nn import OutputHead
 from ..normalizations import Normalization
 
+_WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+# What a critic normalization may do besides reparametrizing weights; none of it has a meaning in a generator.
+_CRITIC_ONLY_HOOKS = ("penalty", "feature_layer", "after_discriminator_update")
 
-def build_normalization(cfg: DictConfig) -> Normalization:
-    norm = instantiate_checked(cfg.norm)
+
+def build_normalization(cfg: DictConfig, group: str = "norm") -> Normalization:
+    norm = instantiate_checked(cfg[group])
     if not isinstance(norm, Normalization):
-        raise ConfigError(f"norm._target_={cfg.norm.get('_target_')!r} is not a sngan_repro Normalization.")
+        raise ConfigError(f"{group}._target_={cfg[group].get('_target_')!r} is not a sngan_repro Normalization.")
     return norm
+
+
+def normalize_generator(generator: nn.Module, norm: Normalization, choice: str = "") -> nn.Module:
+    """Pass every weight layer of ``generator`` through ``norm.wrap_weight_layer``, in place."""
+    critic_only = [hook for hook in _CRITIC_ONLY_HOOKS if getattr(type(norm), hook) is not getattr(Normalization, hook)]
+    if critic_only or norm.conv_padding_mode != Normalization.conv_padding_mode:
+        raise ConfigError(f"gen_norm={choice or type(norm).__name__} acts on the critic's loss, features, updates or "
+                          f"padding, not only on weights; the generator accepts weight normalizations (none, sn).")
+    for layer in [m for m in generator.modules() if isinstance(m, _WEIGHT_LAYERS)]:
+        if norm.wrap_weight_layer(layer) is not layer:
+            raise ConfigError(f"gen_norm={choice or type(norm).__name__} replaces layers instead of reparametrizing "
+                              f"their weights; the generator accepts weight normalizations (none, sn).")
+    return generator
 
 
 def build_models(cfg: DictConfig, norm: Normalization | None = None):
@@ -37,5 +58,6 @@ def build_models(cfg: DictConfig, norm: Normalization | None = None):
     shape = {"image_size": cfg.dataset.image_size, "channels": cfg.dataset.channels, "width": cfg.arch.width}
     head = OutputHead(cfg.arch.head, cfg.dataset.channels, cfg.arch.output_range, cfg.arch.head_frozen)
     generator = instantiate_checked(cfg.arch.generator, latent_dim=cfg.arch.latent_dim, head=head, **shape)
+    normalize_generator(generator, build_normalization(cfg, "gen_norm"), cfg.get("choices", {}).get("gen_norm", ""))
     discriminator = instantiate_checked(cfg.arch.discriminator, norm=norm or build_normalization(cfg), **shape)
     return generator, discriminator

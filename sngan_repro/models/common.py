@@ -1,6 +1,13 @@
 """Helpers shared by the architectures."""
 
+import torch
+import torch.nn.functional as F
+from torch import nn
+
 from ..errors import ConfigError
+
+# nn.Conv2d's padding_mode names -> F.pad's
+_PAD_MODES = {"zeros": "constant", "circular": "circular", "reflect": "reflect", "replicate": "replicate"}
 
 
 def scale_widths(widths, width: float) -> list[int]:
@@ -8,3 +15,27 @@ def scale_widths(widths, width: float) -> list[int]:
     if width <= 0:
         raise ConfigError(f"arch.width={width} must be positive.")
     return [max(1, round(c * width)) for c in widths]
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow/Keras "same" padding (before, after) of one side: the output has ceil(size / stride)
+    positions and the odd pixel of an odd total goes after (so 15 -> 8 with a 4x4 stride-2 kernel)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class SamePad2d(nn.Module):
+    """Pads a feature map as Keras' "same" convolution does before a conv with padding 0, in ``mode``
+    (``nn.Conv2d``'s padding-mode names: zeros, circular, ...)."""
+
+    def __init__(self, size: int, kernel: int, stride: int, mode: str = "zeros"):
+        super().__init__()
+        before, after = same_padding(size, kernel, stride)
+        self.pad, self.mode = (before, after, before, after), _PAD_MODES[mode]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pad, mode=self.mode)
+
+    def extra_repr(self) -> str:
+        return f"pad={self.pad}, mode={self.mode}"

@@ -1,8 +1,10 @@
-"""Mullery & Whelan's iWGAN (WGAN-GP) generator and critic, as in the authors' Keras notebook (spec final_bn.md):
-the network in which they compare the generator output heads tanh, bn_tanh and bn_clip on 32 px CIFAR-10 frogs.
+"""Mullery & Whelan's iWGAN (WGAN-GP) generator and critic, as in the authors' Keras notebook (the paper's Sec. 4
+names the iWGAN of Gulrajani et al.; its appendix gives the training regime): the network in which they compare the
+generator output heads tanh, bn_tanh and bn_clip on 32 px CIFAR-10 frogs.
 
 Keras defaults are kept where the notebook relies on them: Glorot-uniform weights with zero biases
-(``init: xavier_uniform``) and "same" padding for the stride-1 generator convolutions.
+(``init: xavier_uniform``) and "same" padding, which for the critic's stride-2 convolutions pads the odd pixel
+after (30 -> 15 -> 8 -> 4 at 32 px, so the dense layer sees 1024 x 4 x 4 = 16,384 features).
 """
 
 import torch
@@ -11,16 +13,13 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn import OutputHead
 from ..normalizations import Normalization
-from .common import scale_widths
+from .common import SamePad2d, scale_widths
 from .init import initialize
 
 # Kernels of the generator's three (upsample x2, conv, ReLU, BN) stages: 512 3x3, 256 5x5, 128 5x5.
 _UPSAMPLING_KERNELS = (3, 5, 5)
-# (kernel, stride, padding) of the critic's convolutions. The first is "valid" (32 -> 30). Padding 1 on the
-# stride-2 4x4 convs halves even maps exactly (30 -> 15, as Keras "same" does) and rounds odd ones down
-# (15 -> 7 -> 3, where Keras' asymmetric "same" padding gives 8 -> 4) while every input pixel still reaches
-# the output; the dense layer then sees 1024 x 3 x 3 at 32 px.
-_CRITIC_CONVS = ((3, 1, 0), (4, 2, 1), (4, 2, 1), (4, 2, 1))
+# (kernel, stride, Keras padding) of the critic's convolutions: the first "valid" (32 -> 30), then "same".
+_CRITIC_CONVS = ((3, 1, "valid"), (4, 2, "same"), (4, 2, "same"), (4, 2, "same"))
 
 
 def _base_size(image_size: int) -> int:
@@ -82,13 +81,13 @@ class ChannelLayerNorm(nn.LayerNorm):
 
 
 class Critic(nn.Module):
-    """conv 3x3 128 (valid), conv 4x4 s2 256, 512, 1024, each -> layer norm over channels -> leaky ReLU 0.2;
-    dense -> 1. No BN.
+    """conv 3x3 128 (valid), conv 4x4 s2 256, 512, 1024 ("same"), each -> layer norm over channels -> leaky ReLU
+    0.2; dense -> 1. No BN.
 
-    The layer norm is part of the paper's critic, so it is built in, and ``norm.feature_layer`` is not added: a
-    second feature normalization on the same activations (norm=bn / ln) would not be this critic any more. Every
-    conv / dense layer still goes through ``norm.wrap_weight_layer`` (e.g. norm=sn on top; the paper's own setting
-    is norm=gp with loss=wgan).
+    The layer norm is part of the paper's critic, so it is built in, and a normalization that would add its own
+    feature layer (norm=bn / ln) is refused: a second feature normalization on the same activations would not be
+    this critic any more. Every conv / dense layer goes through ``norm.wrap_weight_layer`` (e.g. norm=sn on top;
+    the paper's own setting is norm=gp with loss=wgan); the "same" padding uses ``norm.conv_padding_mode``.
     """
 
     def __init__(self, image_size: int, channels: int, norm: Normalization, width: float = 1.0,
@@ -96,13 +95,18 @@ class Critic(nn.Module):
         super().__init__()
         _check_length("discriminator", widths, len(_CRITIC_CONVS))
         _base_size(image_size)
+        if not isinstance(norm.feature_layer(1), nn.Identity):
+            raise ConfigError("arch=iwgan's critic has its own layer norm after every conv; a normalization that adds "
+                              "feature layers (norm=bn, ln) would stack a second one; use norm=gp, sn, san, wn, ortho, "
+                              "clip or none.")
         layers: list[nn.Module] = []
         c_in, size = channels, image_size
         for c_out, (kernel, stride, padding) in zip(scale_widths(widths, width), _CRITIC_CONVS):
-            conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, padding_mode=norm.conv_padding_mode)
-            layers += [norm.wrap_weight_layer(initialize(conv, init), input_size=(size, size)),
-                       ChannelLayerNorm(c_out), nn.LeakyReLU(leaky_slope)]
-            c_in, size = c_out, (size + 2 * padding - kernel) // stride + 1
+            pad = [SamePad2d(size, kernel, stride, norm.conv_padding_mode)] if padding == "same" else []
+            conv = norm.wrap_weight_layer(initialize(nn.Conv2d(c_in, c_out, kernel, stride), init),
+                                          input_size=(size, size))
+            layers += [*pad, conv, ChannelLayerNorm(c_out), nn.LeakyReLU(leaky_slope)]
+            c_in, size = c_out, (-(-size // stride) if padding == "same" else size - kernel + 1)
         self.features = nn.Sequential(*layers)
         self.classifier = norm.wrap_weight_layer(initialize(nn.Linear(c_in * size * size, 1), init))
 

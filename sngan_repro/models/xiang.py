@@ -6,7 +6,9 @@ the DCGAN of Table 1 (Sec. 5.1, App. D.3 / D.4) and the 21-layer ResNet (Sec. 5.
 - ``vanilla``: Conv + PReLU;
 - ``bn``: Conv + BN + PReLU, with no BN on D's first layer nor on the last layers of D and G;
 - ``wn``: strict weight-normalized layers (SWN) + TPReLU, affine WN (AWN) for the last layer of D and of G;
-- ``wn_affine`` (DCGAN only): App. D.2's full-affine WN model, every layer AWN, PReLU.
+- ``wn_affine`` (DCGAN only): App. D.2's full-affine WN model, every layer AWN, PReLU;
+- ``wn_mean_bn`` (DCGAN only): App. D.2's "WN plus mean-only Batch Normalization, as used in [Salimans & Kingma]": the
+  full-affine WN model with mean-only BN wherever the BN model has BN (Table 5: running loss 0.016639).
 
 The WN variants normalize the discriminator themselves and are meant with ``norm=none``; any other ``norm`` still
 wraps every weight layer (on top of SWN) and puts its feature layer where the BN model has BN. The discriminators
@@ -22,6 +24,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn import (
     AffineWeightNorm,
+    MeanOnlyBatchNorm,
     OutputHead,
     TPReLU,
     WNAdd,
@@ -33,7 +36,7 @@ from ..nn import (
 from ..normalizations import Normalization
 from .common import scale_widths
 
-VARIANTS = ("vanilla", "bn", "wn", "wn_affine")
+VARIANTS = ("vanilla", "bn", "wn", "wn_affine", "wn_mean_bn")
 RESNET_VARIANTS = ("vanilla", "bn", "wn")  # Sec. 5.6 compares these three
 # Final feature-map sizes of the paper's DCGANs: CelebA 160 -> 5x5 (Sec. 5.1), CIFAR-10 32 and LSUN 256 -> 4x4
 # (App. D.3, D.4); ``final_size: null`` halves the image until it reaches either.
@@ -84,17 +87,20 @@ class _Layers:
         if variant not in accepted:
             raise ConfigError(f"arch.variant={variant!r} is not one of {', '.join(accepted)}.")
         self.variant, self.norm = variant, norm
-        self.weight_normalized = variant in ("wn", "wn_affine")
+        self.weight_normalized = variant in ("wn", "wn_affine", "wn_mean_bn")
 
     def linear(self, in_features: int, out_features: int, code: bool = False) -> nn.Module:
-        """A dense layer; ``code``: the generator's first layer (App. B: a WN fully-connected layer, U(±0.01/√c))."""
+        """A dense layer; ``code``: the generator's first layer (App. B: a WN fully-connected layer, U(±0.01/√c)),
+        which ``after`` follows with normalization."""
         if self.weight_normalized:
-            return self._finish(swn_linear(in_features, out_features, first_layer=code), None, last=False)
-        return self._finish(_torch7_init(nn.Linear(in_features, out_features)), None, last=False)
+            return self._finish(swn_linear(in_features, out_features, first_layer=code), None, False, True)
+        return self._finish(_torch7_init(nn.Linear(in_features, out_features)), None, False, True)
 
     def conv(self, c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0, *,
-             input_size: int | None = None, transposed: bool = False, last: bool = False) -> nn.Module:
-        """A (transposed) convolution; ``input_size``: the side of its input map (for ``norm``)."""
+             input_size: int | None = None, transposed: bool = False, last: bool = False,
+             normalized: bool = True) -> nn.Module:
+        """A (transposed) convolution; ``input_size``: the side of its input map (for ``norm``); ``normalized``: as
+        the ``after`` that follows it."""
         if self.weight_normalized:
             layer = (swn_conv_transpose2d if transposed else swn_conv2d)(c_in, c_out, kernel, stride, padding)
         else:
@@ -103,24 +109,31 @@ class _Layers:
         if self.norm is not None:
             # swn_conv2d takes no padding mode; nn.Conv2d reads the attribute at every forward.
             layer.padding_mode = self.norm.conv_padding_mode
-        return self._finish(layer, None if input_size is None else (input_size, input_size), last)
+        return self._finish(layer, None if input_size is None else (input_size, input_size), last, normalized)
 
-    def _finish(self, layer: nn.Module, input_size, last: bool) -> nn.Module:
+    def _finish(self, layer: nn.Module, input_size, last: bool, normalized: bool) -> nn.Module:
         if self.norm is not None:
             layer = self.norm.wrap_weight_layer(layer, input_size=input_size)
-        affine = self.variant == "wn_affine" or (self.variant == "wn" and last)
-        return AffineWeightNorm(layer) if affine else layer
+        affine = self.variant in ("wn_affine", "wn_mean_bn") or (self.variant == "wn" and last)
+        centered = self.variant == "wn_mean_bn" and normalized and not last  # mean-only BN follows with the bias
+        return AffineWeightNorm(layer, bias=not centered) if affine else layer
 
     def after(self, num_channels: int, normalized: bool = True) -> list[nn.Module]:
-        """What follows a weight layer before its activation: BN in the BN model and ``norm``'s feature layer,
-        both only where ``normalized`` (Table 1: not after D's first layer nor after the last layers)."""
+        """What follows a weight layer before its activation: BN in the BN model (mean-only BN in the WN + mean-only
+        BN model) and ``norm``'s feature layer, all only where ``normalized`` (Table 1: not after D's first layer
+        nor after the last layers).
+
+        Mean-only BN follows the AWN layer as App. D.2 builds it and carries Salimans & Kingma's bias b: their
+        t = g v.x/||v||, y = t - mean(t) + b, so the AWN before it has no beta of its own (the mean subtraction
+        would cancel it).
+        """
         if not normalized:
             return []
-        layers = [nn.BatchNorm2d(num_channels)] if self.variant == "bn" else []
-        return layers + ([self.norm.feature_layer(num_channels)] if self.norm is not None else [])
+        layers = {"bn": [nn.BatchNorm2d(num_channels)], "wn_mean_bn": [MeanOnlyBatchNorm(num_channels)]}
+        return layers.get(self.variant, []) + ([self.norm.feature_layer(num_channels)] if self.norm is not None else [])
 
     def activation(self, num_channels: int) -> nn.Module:
-        """TPReLU in the WN model, PReLU otherwise (the full-affine model included, App. D.2); per channel."""
+        """TPReLU in the WN model, PReLU otherwise (the full-affine models included, App. D.2); per channel."""
         return TPReLU(num_channels) if self.variant == "wn" else nn.PReLU(num_channels)
 
     def add(self, num_channels: int) -> nn.Module:
@@ -161,8 +174,8 @@ class DCGANDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         c_in, size = channels, image_size
         for index, c_out in enumerate(widths):
-            layers += [make.conv(c_in, c_out, 4, 2, 1, input_size=size), *make.after(c_out, normalized=index > 0),
-                       make.activation(c_out)]
+            layers += [make.conv(c_in, c_out, 4, 2, 1, input_size=size, normalized=index > 0),
+                       *make.after(c_out, normalized=index > 0), make.activation(c_out)]
             c_in, size = c_out, size // 2
         self.features = nn.Sequential(*layers)
         self.classifier = make.conv(c_in, 1, size, input_size=size, last=True)
@@ -207,8 +220,9 @@ class _ResidueBlock(nn.Module):
     changing at the first conv; shortcut = avgpool 2 if stride 2, then conv 1x1 if the channels change.
     Generator (``transposed``), the mirror image: residual = deconv 3x3 -> [BN] -> act -> deconv (4x4 s2 or 3x3),
     channels changing at the second deconv; shortcut = deconv 1x1 if the channels change, then nearest-neighbour
-    upscaling x2. ``first`` (D's input block) and ``last`` (G's output block) drop BN at the network's ends as in
-    Table 1; ``last`` also replaces the final activation by ``output_affine``.
+    upscaling x2. ``first`` (D's input block) and ``last`` (G's output block) drop BN at the network's ends, carrying
+    Table 1's DCGAN rule over to the ResNet; ``last`` also replaces the final activation by ``output_affine``. Sec. 5.6
+    does not say either and the authors' public code has no ResNet: both are our choices (docs/fidelity.md).
     """
 
     def __init__(self, make: _Layers, c_in: int, c_out: int, stride: int, size: int | None = None, *,
@@ -277,7 +291,8 @@ class ResNetGenerator(nn.Module):
       deconv) changes the channels to the next level's, the last one to the image channels (as in the authors'
       ResNet code), so no extra output layer is added;
     - the last block has no BN on its output deconv (Table 1) and no activation: the head follows, preceded in the
-      WN model by a per-channel affine (the last layer's AWN role).
+      WN model by a per-channel affine (the last layer's AWN role). Our choice, like the rest of this list: Sec. 5.6
+      gives only the discriminator, and the authors' public code has no ResNet.
     """
 
     def __init__(self, image_size: int, channels: int, latent_dim: int = 128, width: float = 1.0,

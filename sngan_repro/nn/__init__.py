@@ -1,9 +1,12 @@
 """Building blocks shared by architectures: weight-normalization parametrizations and layers."""
 
 from .heads import HEADS, OutputHead
-from .weight_norm import UnitNorm, output_dim, unit_norm
+from .normalizing import ScaledWeight, assign_weight_, normalizing_constants
+from .spectral_norm import SpectralNorm, spectral_norm
+from .weight_norm import UnitNorm, output_dim, unit_norm, unit_norms
 from .xiang import (
     AffineWeightNorm,
+    MeanOnlyBatchNorm,
     TPReLU,
     TReLU,
     WNAdd,
@@ -16,15 +19,22 @@ from .xiang import (
 __all__ = [
     "AffineWeightNorm",
     "HEADS",
+    "MeanOnlyBatchNorm",
     "OutputHead",
+    "ScaledWeight",
+    "SpectralNorm",
     "TPReLU",
     "TReLU",
     "UnitNorm",
     "WNAdd",
+    "assign_weight_",
+    "normalizing_constants",
     "output_dim",
     "project_parameters_",
+    "spectral_norm",
     "swn_conv2d",
     "swn_conv_transpose2d",
     "swn_linear",
     "unit_norm",
+    "unit_norms",
 ]

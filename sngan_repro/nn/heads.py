@@ -6,6 +6,10 @@ generative networks"): what follows the generator's last convolution.
 - ``bn_tanh``: BatchNorm then tanh (gamma 1, beta 0);
 - ``bn_clip``: BatchNorm then clipping to the output range, no tanh; gamma and beta start at the
   training set's per-channel std and mean (in output-range units), optionally frozen.
+
+``freeze`` (``arch.head_frozen``) turns BN's gamma and beta into buffers when the head is built, so
+they are never trained, whether the run starts fresh or resumes; the data statistics (bn_clip)
+are written into them at the start of a fresh run and come back from the checkpoint on resume.
 """
 
 import torch
@@ -29,6 +33,14 @@ class OutputHead(nn.Module):
         self.kind, self.freeze = kind, freeze
         self.low, self.high = (float(v) for v in output_range)
         self.norm = nn.BatchNorm2d(channels) if kind.startswith("bn_") else None
+        if freeze:
+            if self.norm is None:
+                raise ConfigError(f"arch.head_frozen=true freezes the head's BatchNorm, but arch.head={kind!r} has "
+                                  f"none; use bn_clip or bn_tanh, or arch.head_frozen=false.")
+            for name in ("weight", "bias"):  # buffers: no optimizer or requires_grad_(True) can move them
+                value = getattr(self.norm, name).detach()
+                delattr(self.norm, name)
+                self.norm.register_buffer(name, value)
 
     @property
     def wants_data_statistics(self) -> bool:
@@ -41,8 +53,6 @@ class OutputHead(nn.Module):
             return
         self.norm.bias.copy_(mean)
         self.norm.weight.copy_(std)
-        self.norm.weight.requires_grad_(not self.freeze)
-        self.norm.bias.requires_grad_(not self.freeze)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm is not None:

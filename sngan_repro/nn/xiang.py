@@ -6,6 +6,7 @@
 - Affine weight-normalized layers (AWN): ``y = γ · wᵀx / ‖w‖ + β``.
 - TPReLU / TReLU (eq. 10): a (parametric) ReLU translated by a learned per-channel threshold α.
 - Weight-normalized addition (App. B, eq. 17) for residual blocks.
+- Mean-only batch normalization (Salimans & Kingma 2016, Sec. 3), for App. D.2's WN + mean-only BN model.
 """
 
 import math
@@ -25,18 +26,16 @@ def _per_channel(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def _strict_weight_norm(layer: nn.Module, scale: float = 1.0, init_gain: float = 1.0) -> nn.Module:
-    """Register SWN on ``layer`` and draw its weight from U(±init_gain / √fan_in) (App. B).
+    """Draw the layer's weight from U(±init_gain / √fan_in) (App. B), then register SWN on it.
 
     fan_in = c_in·k_w·k_h for convolutions and c_in for linear layers: the length of each
     normalized weight vector, i.e. all weight elements but the output dimension.
     """
-    unit_norm(layer, eps=_EPS, scale=scale)
-    original = layer.parametrizations.weight.original
-    fan_in = original.numel() // original.shape[output_dim(layer)]
+    fan_in = layer.weight.numel() // layer.weight.shape[output_dim(layer)]
     bound = init_gain / math.sqrt(fan_in)
     with torch.no_grad():
-        original.uniform_(-bound, bound)
-    return layer
+        layer.weight.uniform_(-bound, bound)
+    return unit_norm(layer, eps=_EPS, scale=scale)
 
 
 def swn_linear(in_features: int, out_features: int, first_layer: bool = False) -> nn.Linear:
@@ -73,19 +72,21 @@ def swn_conv_transpose2d(in_channels: int, out_channels: int, kernel_size, strid
 class AffineWeightNorm(nn.Module):
     """Affine weight-normalized layer ``y = γ · (wᵀx / ‖w‖) + β``, γ (init 1) and β (init 0) per channel.
 
-    Wraps any strict weight-normalized layer (``swn_linear``, ``swn_conv2d``, ``swn_conv_transpose2d``).
+    Wraps any strict weight-normalized layer (``swn_linear``, ``swn_conv2d``, ``swn_conv_transpose2d``). With
+    ``bias=False`` there is no β: where mean-only BN follows, it carries the bias (Salimans & Kingma, Sec. 3).
     """
 
-    def __init__(self, layer: nn.Module):
+    def __init__(self, layer: nn.Module, bias: bool = True):
         super().__init__()
         self.layer = layer
         num_channels = layer.weight.shape[output_dim(layer)]
         self.gamma = nn.Parameter(torch.ones(num_channels))
-        self.beta = nn.Parameter(torch.zeros(num_channels))
+        self.beta = nn.Parameter(torch.zeros(num_channels)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.layer(x)
-        return y * _per_channel(self.gamma, y) + _per_channel(self.beta, y)
+        y = y * _per_channel(self.gamma, y)
+        return y if self.beta is None else y + _per_channel(self.beta, y)
 
 
 class TPReLU(nn.PReLU):
@@ -150,3 +151,24 @@ class WNAdd(nn.Module):
         residual_weight = _per_channel(self.residual_weight / norm, residual)
         shortcut_weight = _per_channel(self.shortcut_weight / norm, shortcut)
         return residual_weight * residual + shortcut_weight * shortcut
+
+
+class MeanOnlyBatchNorm(nn.Module):
+    """Mean-only batch normalization (Salimans & Kingma 2016, Sec. 3): ``y = x - mean(x) + b`` per channel, the mean
+    over the batch and positions in training (the gradient flows through it, as in BN) and a running mean (momentum
+    0.1, as nn.BatchNorm2d) in eval mode; no variance normalization, no scale."""
+
+    def __init__(self, num_channels: int, momentum: float = 0.1):
+        super().__init__()
+        self.momentum = momentum
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+        self.register_buffer("running_mean", torch.zeros(num_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            mean = x.mean(dim=[d for d in range(x.dim()) if d != 1])
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+        else:
+            mean = self.running_mean
+        return x - _per_channel(mean, x) + _per_channel(self.bias, x)

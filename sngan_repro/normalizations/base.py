@@ -6,6 +6,12 @@ hidden layer (batch/layer norm baselines) and uses ``conv_padding_mode`` for its
 The training step adds ``penalty`` to the discriminator loss and calls
 ``after_discriminator_update``. Architectures never ask which
 method they were given, so a new normalization is one subclass plus one YAML file in conf/norm.
+
+A layer handed to ``wrap_weight_layer`` may already carry a parametrization of the architecture's
+own (Xiang & Li's weight-normalized layers): a normalization then works on the weight the layer
+presents (``layer.weight``) and stacks its own parametrization after the existing ones, writes
+initial values with ``sngan_repro.nn.assign_weight_``, and, if it can only act on the stored
+tensor (weight clipping, SAN's projection), refuses such a layer with one sentence.
 """
 
 from torch import nn
@@ -42,10 +48,6 @@ class Normalization:
         ``step`` counts discriminator updates from 0 (this one included); ``rng`` is a
         torch.Generator seeded by the step, the same on every rank.
         """
-
-    def layer_scales(self, discriminator: nn.Module) -> dict:
-        """Per-layer normalizing constants currently in use, for logging ({layer name: scalar tensor})."""
-        return {}
 
 
 class NoNormalization(Normalization):

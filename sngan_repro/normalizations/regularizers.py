@@ -3,8 +3,10 @@ pass: gradient penalty (WGAN-GP / GAN-GP), orthonormal regularization, weight cl
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ..errors import ConfigError
+from ..nn import assign_weight_
 from .base import Normalization
 
 
@@ -42,7 +44,8 @@ class OrthonormalRegularization(Normalization):
         self.strength = strength
 
     def wrap_weight_layer(self, layer: nn.Module, input_size=None) -> nn.Module:
-        nn.init.orthogonal_(layer.weight)
+        # an orthonormal operator as the stored weight (through any parametrization the layer already has)
+        assign_weight_(layer, nn.init.orthogonal_(torch.empty_like(layer.weight)))
         return layer
 
     def penalty(self, discriminator: nn.Module, real, fake, rng):
@@ -61,6 +64,13 @@ class WeightClipping(Normalization):
         if clip <= 0:
             raise ConfigError(f"norm.clip={clip} must be positive.")
         self.clip = clip
+
+    def wrap_weight_layer(self, layer: nn.Module, input_size=None) -> nn.Module:
+        if parametrize.is_parametrized(layer, "weight"):
+            raise ConfigError("norm=clip bounds a layer's stored parameters, but this architecture reparametrizes its "
+                              "weights (as arch.variant=wn normalizes them to unit norm), so the bound would not "
+                              "hold for the weights applied; use a variant without weight-normalized layers.")
+        return layer
 
     @torch.no_grad()
     def after_discriminator_update(self, discriminator: nn.Module, step: int, rng) -> None:

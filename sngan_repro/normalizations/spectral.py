@@ -1,15 +1,10 @@
-"""Spectral normalization (Miyato et al. 2018) on PyTorch's parametrization.
-
-``torch.nn.utils.parametrizations.spectral_norm`` does what the paper does: W / sigma with sigma
-from one power-iteration step per training-mode forward, u and v in buffers (saved in the
-state dict), u and v constant for autograd so the gradient flows through sigma, no power
-step in eval mode. Conv kernels are reshaped to (out, in*kh*kw).
-"""
+"""Spectral normalization (Miyato et al. 2018) of every critic weight, including the final dense layer:
+W / sigma(W), one power-iteration step per training-mode forward, the gradient flowing through sigma
+(``sngan_repro.nn.SpectralNorm``)."""
 
 from torch import nn
-from torch.nn.utils import parametrizations, parametrize
 
-from ..diagnostics import power_iteration_sigma
+from ..nn import spectral_norm
 from .base import Normalization
 
 
@@ -19,11 +14,4 @@ class SpectralNormalization(Normalization):
         self.eps = eps
 
     def wrap_weight_layer(self, layer: nn.Module, input_size=None) -> nn.Module:
-        return parametrizations.spectral_norm(layer, n_power_iterations=self.n_power_iterations, eps=self.eps)
-
-    def layer_scales(self, discriminator: nn.Module) -> dict:
-        return {
-            name: power_iteration_sigma(module)
-            for name, module in discriminator.named_modules()
-            if parametrize.is_parametrized(module, "weight")
-        }
+        return spectral_norm(layer, self.n_power_iterations, self.eps)

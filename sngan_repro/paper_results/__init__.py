@@ -1,11 +1,18 @@
-"""The five papers' published numbers as data, each with its paper, table, dataset, method,
-setting and protocol, so that reports can put this project's numbers beside them."""
+"""The five papers' published numbers as data, so that reports can put this project's numbers beside them.
+
+Each number carries its paper, table and the paper's own row label, dataset, architecture, method, metric, the
+protocol *as the paper states it* ("not stated" where it does not) and ``run``: the overrides of
+``python -m sngan_repro.train -m`` that train that row (a comma list is a sweep axis whose best point the paper
+reports; null where this project cannot run it). Optional: ``std``, ``loss``, ``optim``, ``g_steps`` (run length in
+generator updates), ``iteration`` (the checkpoint the number is from), ``evaluate`` (the metrics preset of its
+protocol), ``quoted_by``.
+"""
 
 from importlib import resources
 
 import yaml
 
-REQUIRED = ("paper", "table", "dataset", "arch", "method", "metric", "value", "protocol")
+REQUIRED = ("paper", "table", "row", "dataset", "arch", "method", "metric", "value", "protocol", "run")
 
 
 def load_paper_results() -> list[dict]:

@@ -1,0 +1,237 @@
+"""Every normalization on every architecture family, trained for a few steps with logging (and the spectral
+diagnostics) at every step; then the method's invariant is checked on the weights the trained critic applies,
+against an independent computation. A combination the project cannot serve is refused with one sentence before
+any training."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from sngan_repro import compose
+from sngan_repro.diagnostics import san_constant
+from sngan_repro.errors import ConfigError
+from sngan_repro.models.common import SamePad2d
+from sngan_repro.nn import SpectralNorm, UnitNorm, output_dim
+from sngan_repro.normalizations.sparsity_aware import SparsityAwareProjection, SparsityAwareScale
+from sngan_repro.train import run
+
+FAMILIES = {
+    "standard_cnn": ["arch=sngan_cnn", "dataset.image_size=16"],
+    "resnet": ["arch=sngan_resnet", "dataset.image_size=32"],
+    "xiang_dcgan_wn": ["arch=xiang_dcgan", "arch.variant=wn", "dataset.image_size=16"],
+    "xiang_dcgan_vanilla": ["arch=xiang_dcgan", "arch.variant=vanilla", "dataset.image_size=16"],
+    "xiang_resnet": ["arch=xiang_resnet", "arch.variant=wn", "dataset.image_size=32"],
+    "iwgan": ["arch=iwgan", "dataset.image_size=16"],
+}
+SAN_G = 1.1  # a compensation factor other than 1, so that the invariant 1/g is not the trivial 1
+NORMS = {
+    "none": ["norm=none", "loss=hinge"],
+    "sn": ["norm=sn", "loss=hinge"],
+    "san_projection": ["norm=san", f"norm.compensation={SAN_G}", "loss=hinge"],
+    "san_reparametrization": ["norm=san", "norm.mode=reparametrization", f"norm.compensation={SAN_G}", "loss=hinge"],
+    "wn": ["norm=wn", "loss=hinge"],
+    "bn": ["norm=bn", "loss=hinge"],
+    "ln": ["norm=ln", "loss=hinge"],
+    "clip": ["norm=clip", "loss=wgan"],
+    "gp": ["norm=gp", "loss=wgan"],
+    "ortho": ["norm=ortho", "norm.strength=0.1", "loss=wgan"],
+}
+REFUSED = {
+    ("xiang_dcgan_wn", "clip"): r"norm=clip bounds a layer's stored parameters, but this architecture reparametrizes",
+    ("xiang_resnet", "clip"): r"norm=clip bounds a layer's stored parameters, but this architecture reparametrizes",
+    ("xiang_dcgan_wn", "san_projection"): r"norm.mode=projection divides a layer's stored weight, .* use norm.mode=rep",
+    ("xiang_resnet", "san_projection"): r"norm.mode=projection divides a layer's stored weight, .* use norm.mode=rep",
+    ("iwgan", "bn"): r"arch=iwgan's critic has its own layer norm after every conv;",
+    ("iwgan", "ln"): r"arch=iwgan's critic has its own layer norm after every conv;",
+}
+
+
+def _overrides(family: str, norm: str, output_dir) -> list[str]:
+    return [*FAMILIES[family], *NORMS[norm], "dataset=synthetic", "dataset.channels=3", "dataset.size=32",
+            "arch.width=0.0625", "optim=B", "train.steps=3", "train.batch_size=4", "train.g_batch_size=4",
+            "train.log_every=1", "train.diagnostics_every=1", "train.sample_every=100", "train.num_samples=4",
+            "train.checkpoint_every=0", "metrics=none", "logger=none", "trainer=cpu",
+            "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", f"paths.output_dir={output_dir}"]
+
+
+def _weight_layers(critic: nn.Module) -> list[nn.Module]:
+    return [m for m in critic.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def _stored(layer: nn.Module) -> torch.Tensor:
+    return layer.parametrizations.weight.original if parametrize.is_parametrized(layer, "weight") else layer.weight
+
+
+def _rows(weight: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """(output units, everything else), the matrix every method here is defined on."""
+    return weight.detach().double().movedim(output_dim(layer), 0).flatten(1)
+
+
+def _svd_sigma(weight: torch.Tensor, layer: nn.Module) -> float:
+    return torch.linalg.svdvals(_rows(weight, layer))[0].item()
+
+
+def _chain(layer: nn.Module) -> list[nn.Module]:
+    return list(layer.parametrizations.weight) if parametrize.is_parametrized(layer, "weight") else []
+
+
+def _assert_spectrally_normalized(layer: nn.Module) -> None:
+    """sigma of the applied weight by SVD: at least 1, as power iteration's u^T W v never exceeds sigma(W), and
+    within 5% of it after the ~25 power steps of three updates (it converges from below, slowest on
+    weight-normalized layers, whose singular values are close together)."""
+    assert 1 - 1e-6 <= _svd_sigma(layer.weight, layer) <= 1.05
+
+
+def _check_sn(module, initial):
+    layers = [m for m in _weight_layers(module.discriminator) if any(isinstance(p, SpectralNorm) for p in _chain(m))]
+    assert len(layers) == len(_weight_layers(module.discriminator))  # every critic weight, the dense one included
+    for layer in layers:
+        _assert_spectrally_normalized(layer)
+
+
+def _check_san(module, initial):
+    layers = _weight_layers(module.discriminator)
+    convs = [m for m in layers if isinstance(m, nn.Conv2d)]
+    for conv in convs:  # right after a refresh (every critic update): max |DFT| of the applied kernels = 1/g
+        [constant] = [m for m in conv.modules() if isinstance(m, (SparsityAwareScale, SparsityAwareProjection))]
+        # the conv's input size, independently: the map a forward pass brings to it (before any "same" padding)
+        assert constant.input_size == initial["conv_inputs"][conv], conv
+        assert san_constant(conv.weight.double(), constant.input_size).item() == pytest.approx(1 / SAN_G, rel=1e-5)
+    for dense in (m for m in layers if isinstance(m, nn.Linear)):  # "as in Miyato et al.": SN
+        _assert_spectrally_normalized(dense)
+
+
+def _check_wn(module, initial):
+    for layer in _weight_layers(module.discriminator):
+        assert isinstance(_chain(layer)[-1], UnitNorm)
+        norms = _rows(layer.weight, layer).norm(dim=1)
+        torch.testing.assert_close(norms, torch.ones_like(norms), rtol=1e-6, atol=1e-6)
+
+
+def _check_clip(module, initial):
+    assert all(p.detach().abs().max().item() <= 0.01 for p in module.discriminator.parameters())
+    assert any(p.detach().abs().max().item() == pytest.approx(0.01) for p in module.discriminator.parameters())
+
+
+def _check_feature(kind):
+    def check(module, initial):
+        layers = [m for m in module.discriminator.modules() if isinstance(m, kind)]
+        assert layers and all(m.weight.detach().eq(1).all() and not m.weight.requires_grad for m in layers)  # no gain
+        assert any(m.bias.detach().ne(0).any() for m in layers)  # the bias trains
+    return check
+
+
+def _check_penalty(module, initial):
+    metrics = module.last_metrics
+    assert metrics["loss/d_penalty"] > 0
+    # with loss=wgan the rest of loss/d is E[D(G(z))] - E[D(x)], from the logged means of D's outputs
+    adversarial = metrics["d_out/fake"] - metrics["d_out/real"]
+    assert metrics["loss/d"] - metrics["loss/d_penalty"] == pytest.approx(adversarial, rel=1e-4, abs=1e-5)
+
+
+def _check_ortho(module, initial):
+    _check_penalty(module, initial)
+    for stored in initial["stored"]:  # the initial stored weights: orthonormal operators
+        matrix = stored.double().flatten(1)
+        gram = matrix @ matrix.T if matrix.shape[0] <= matrix.shape[1] else matrix.T @ matrix
+        torch.testing.assert_close(gram, torch.eye(gram.shape[0], dtype=torch.float64), atol=1e-5, rtol=0)
+
+
+def _check_none(module, initial):
+    assert not any(isinstance(p, (SpectralNorm, SparsityAwareScale)) for layer in _weight_layers(module.discriminator)
+                   for p in _chain(layer))
+    assert not any(isinstance(m, (nn.GroupNorm, SparsityAwareProjection)) for m in module.discriminator.modules())
+
+
+CHECKS = {"none": _check_none, "sn": _check_sn, "san_projection": _check_san, "san_reparametrization": _check_san,
+          "wn": _check_wn, "clip": _check_clip, "gp": _check_penalty, "ortho": _check_ortho,
+          "bn": _check_feature(nn.BatchNorm2d), "ln": _check_feature(nn.GroupNorm)}
+
+
+class _RecordStart:
+    """What the critic looked like before its first update: stored weights and every conv's input size."""
+
+    def __init__(self):
+        self.state = {}
+
+    def __call__(self, module):
+        critic = module.discriminator
+        self.state["stored"] = [_stored(m).detach().clone() for m in _weight_layers(critic)]
+        sizes, hooks = {}, []
+
+        def seen(conv, args):  # returns None: the input passes unchanged
+            sizes.setdefault(conv, tuple(args[0].shape[-2:]))
+
+        for layer in critic.modules():
+            if isinstance(layer, nn.Conv2d):
+                hooks.append(layer.register_forward_pre_hook(seen))
+        critic.eval()
+        with torch.no_grad():
+            critic(torch.zeros(1, module.cfg.dataset.channels, module.cfg.dataset.image_size,
+                               module.cfg.dataset.image_size))
+        critic.train()
+        for hook in hooks:
+            hook.remove()
+        # the size before padding: the conv's own padding and any "same" padding module in front of it
+        self.state["conv_inputs"] = {conv: _unpadded(critic, conv, size) for conv, size in sizes.items()}
+
+
+def _unpadded(critic: nn.Module, conv: nn.Conv2d, size) -> tuple[int, int]:
+    """A conv pads inside its forward; an iWGAN critic conv is preceded by its "same" padding module."""
+    previous = None
+    for module in critic.modules():
+        if module is conv:
+            break
+        previous = module
+    extra = sum(previous.pad[:2]) if isinstance(previous, SamePad2d) else 0
+    return tuple(s - extra for s in size)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("norm", sorted(NORMS))
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_normalization_keeps_its_invariant_on_every_architecture(family, norm, tmp_path, monkeypatch):
+    cfg = compose(_overrides(family, norm, tmp_path))
+    if (family, norm) in REFUSED:
+        with pytest.raises(ConfigError, match=REFUSED[(family, norm)]) as error:
+            run(cfg)
+        assert str(error.value).count(". ") == 0 and not (tmp_path / "checkpoints").exists()  # one sentence, no run
+        return
+
+    from sngan_repro.module import GAN
+
+    record, original_fit_start = _RecordStart(), GAN.on_fit_start
+
+    def on_fit_start(self):
+        original_fit_start(self)
+        record(self)
+
+    monkeypatch.setattr(GAN, "on_fit_start", on_fit_start)
+    module = run(cfg)
+    assert module.g_step == 3 and all(math.isfinite(v) for v in module.last_metrics.values()), module.last_metrics
+    CHECKS[norm](module, record.state)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_generator_spectral_norm_holds_on_every_generator(family, tmp_path):
+    """gen_norm=sn (Feng, Xu & Li): every conv, transposed conv and dense weight of any generator has sigma 1. Ten
+    updates: a generator runs fewer power steps per update than the critic (two forwards instead of three)."""
+    module = run(compose([*_overrides(family, "sn", tmp_path), "gen_norm=sn", "train.steps=10"]))
+    layers = [m for m in module.generator.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    assert layers and all(any(isinstance(p, SpectralNorm) for p in _chain(m)) for m in layers)
+    for layer in layers:
+        _assert_spectrally_normalized(layer)
+
+
+def test_generator_normalizations_must_act_on_weights_only():
+    from sngan_repro.models import normalize_generator
+    from sngan_repro.normalizations import GradientPenalty, LayerNormalization, SparsityAwareNormalization
+
+    for norm, name in ((GradientPenalty(), "gp"), (LayerNormalization(), "ln"), (SparsityAwareNormalization(), "san")):
+        with pytest.raises(ConfigError, match=rf"gen_norm={name} acts on the critic's loss, features, updates or "
+                                              r"padding, not only on weights; the generator accepts"):
+            normalize_generator(nn.Sequential(nn.Linear(2, 3)), norm, name)
