@@ -47,3 +47,16 @@ def inception_weights(tmp_path_factory):
     from sngan_repro.metrics.inception import write_random_weights
 
     return write_random_weights(tmp_path_factory.mktemp("inception") / "weights-inception-random.pth")
+
+
+def digits_pixel_statistics(image_size: int):
+    """The mean and std of the embedded digits' pixels in [-1, 1] at ``image_size``, computed here from
+    scikit-learn's copy (bilinear upsampling, quantized to 8 bits as the datamodule stores them)."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    digits = torch.from_numpy(load_digits().images).float().unsqueeze(1) / 16
+    digits = torch.nn.functional.interpolate(digits, size=(image_size, image_size), mode="bilinear",
+                                             align_corners=False)
+    pixels = ((digits.clamp(0, 1) * 255).round() / 255) * 2 - 1
+    return pixels.mean(), pixels.std()

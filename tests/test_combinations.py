@@ -13,7 +13,6 @@ from torch.nn.utils import parametrize
 from sngan_repro import compose
 from sngan_repro.diagnostics import san_constant
 from sngan_repro.errors import ConfigError
-from sngan_repro.models.common import SamePad2d
 from sngan_repro.nn import SpectralNorm, UnitNorm, output_dim
 from sngan_repro.normalizations.sparsity_aware import SparsityAwareProjection, SparsityAwareScale
 from sngan_repro.train import run
@@ -97,7 +96,7 @@ def _check_san(module, initial):
     convs = [m for m in layers if isinstance(m, nn.Conv2d)]
     for conv in convs:  # right after a refresh (every critic update): max |DFT| of the applied kernels = 1/g
         [constant] = [m for m in conv.modules() if isinstance(m, (SparsityAwareScale, SparsityAwareProjection))]
-        # the conv's input size, independently: the map a forward pass brings to it (before any "same" padding)
+        # the conv's input size, independently: the map a forward pass brings to it
         assert constant.input_size == initial["conv_inputs"][conv], conv
         assert san_constant(conv.weight.double(), constant.input_size).item() == pytest.approx(1 / SAN_G, rel=1e-5)
     for dense in (m for m in layers if isinstance(m, nn.Linear)):  # "as in Miyato et al.": SN
@@ -175,19 +174,7 @@ class _RecordStart:
         critic.train()
         for hook in hooks:
             hook.remove()
-        # the size before padding: the conv's own padding and any "same" padding module in front of it
-        self.state["conv_inputs"] = {conv: _unpadded(critic, conv, size) for conv, size in sizes.items()}
-
-
-def _unpadded(critic: nn.Module, conv: nn.Conv2d, size) -> tuple[int, int]:
-    """A conv pads inside its forward; an iWGAN critic conv is preceded by its "same" padding module."""
-    previous = None
-    for module in critic.modules():
-        if module is conv:
-            break
-        previous = module
-    extra = sum(previous.pad[:2]) if isinstance(previous, SamePad2d) else 0
-    return tuple(s - extra for s in size)
+        self.state["conv_inputs"] = sizes  # convolutions pad inside their forward: these are unpadded sizes
 
 
 @pytest.mark.slow

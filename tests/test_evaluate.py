@@ -40,7 +40,18 @@ def test_evaluate_writes_every_number_with_its_protocol(trained_checkpoint):
                      "reconstruction/final_8img_3steps"}
     assert all(entry["protocol"] for entry in document["results"].values())
     assert "digits-classifier-v1" in document["results"]["digits_fid/200_vs_train300"]["protocol"]
-    assert document["results"]["reconstruction/final_8img_3steps"]["value"] > 0
+    # the number is the reconstruction loss of this checkpoint's generator on the run's first 8 held-out images
+    from sngan_repro import build_datamodule
+    from sngan_repro.metrics.reconstruction import reconstruction_loss
+    from sngan_repro.module import GAN
+
+    module = GAN.load_from_checkpoint(checkpoint, map_location="cpu")
+    datamodule = build_datamodule(module.cfg)
+    datamodule.setup()
+    losses, _ = reconstruction_loss(module.generator, datamodule.images("heldout", 8), module.cfg.arch.latent_dim, 3,
+                                    module.output_range)
+    assert document["results"]["reconstruction/final_8img_3steps"]["value"] == pytest.approx(losses.mean().item(),
+                                                                                             rel=1e-5)
     assert document["train_config"]["train"]["steps"] == 6
     assert {"torch", "pytorch-lightning", "torch-fidelity", "python"} <= set(document["versions"])
     assert "digits_fid/200_vs_train300" in result.stdout

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import group_options
+from conftest import digits_pixel_statistics, group_options
 
 from sngan_repro import build_models, compose
 from sngan_repro.errors import ConfigError
@@ -64,14 +64,9 @@ def test_every_generator_takes_every_head(arch, head):
 
 
 def test_bn_clip_starts_from_the_training_set_statistics(tiny_cfg):
-    from sklearn.datasets import load_digits
-
     module = run(tiny_cfg("arch.head=bn_clip", "arch.head_frozen=true", "logger=none", steps=2))
     head = next(m for m in module.generator.modules() if isinstance(m, OutputHead))
-    # independent: the digits at 16 px, as the datamodule builds them, in [-1, 1]
-    digits = torch.from_numpy(load_digits().images).float().unsqueeze(1) / 16
-    digits = torch.nn.functional.interpolate(digits, size=(16, 16), mode="bilinear", align_corners=False)
-    pixels = ((digits.clamp(0, 1) * 255).round() / 255) * 2 - 1
-    assert head.norm.bias.item() == pytest.approx(pixels.mean().item(), abs=1e-5)
-    assert head.norm.weight.item() == pytest.approx(pixels.std().item(), abs=1e-5)
+    mean, std = digits_pixel_statistics(16)  # independent: the digits at 16 px, in [-1, 1]
+    assert head.norm.bias.item() == pytest.approx(mean.item(), abs=1e-5)
+    assert head.norm.weight.item() == pytest.approx(std.item(), abs=1e-5)
     assert not head.norm.weight.requires_grad  # frozen: unchanged by the two updates

@@ -172,6 +172,10 @@ def test_callback_logs_running_loss_and_keeps_the_best_checkpoint(tiny_cfg, tmp_
     assert all(0 < value < 1 for value in logged.values())
     assert [event.step for event in events.Images("reconstruction/heldout_vs_reconstructed")] == [0, 3, 6, 7]
     assert float(module.trainer.callback_metrics[metric.name]) == pytest.approx(logged[7])
+    # the last value is the loss of the trained generator on the subset (recomputed here from the final weights)
+    losses, _ = reconstruction_loss(module.generator, metric._heldout.cpu(), module.cfg.arch.latent_dim, 5,
+                                    module.output_range)
+    assert logged[7] == pytest.approx(losses.mean().item(), rel=1e-5)
     # checkpoints at 3 and 6, and at the end of the run: the best of the three by the value logged just before
     assert float(best.best_model_score) == pytest.approx(min(logged[3], logged[6], logged[7]))
 

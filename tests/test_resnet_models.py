@@ -163,8 +163,15 @@ def test_san_pads_circularly_and_sees_each_convs_input_size(arch, size):
     assert not any(parametrize.is_parametrized(m) for m in generator.modules())
 
 
-@pytest.mark.parametrize("arch,size,count", [("san_cnn", 32, 8), ("sngan_resnet", 32, 11), ("san_resnet", 32, 11),
-                                             ("sngan_resnet", 48, 16), ("san_resnet", 48, 13)])
+# Weight layers of each critic, from the papers' tables: the standard CNN's 7 convs + dense (SAN Table 4); a ResNet
+# critic's 2 convs per block, a 1x1 shortcut conv in every block that pools or changes the width, and the dense layer
+# (Miyato et al. Tables 4, 5: 32 px two of four blocks pool; 48 px four pool and the 1024 block widens; SAN Table 6:
+# the 1024 block removed).
+_CRITIC_WEIGHT_LAYERS = [("san_cnn", 32, 7 + 1), ("sngan_resnet", 32, 2 * 4 + 2 + 1), ("san_resnet", 32, 2 * 4 + 2 + 1),
+                         ("sngan_resnet", 48, 2 * 5 + 5 + 1), ("san_resnet", 48, 2 * 4 + 4 + 1)]
+
+
+@pytest.mark.parametrize("arch,size,count", _CRITIC_WEIGHT_LAYERS)
 def test_spectral_norm_on_every_critic_weight_and_none_in_generator(arch, size, count):
     generator, discriminator = _build(arch, size, "norm=sn", "arch.width=0.125")
     weighted = _weighted(discriminator)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import group_options
+from conftest import digits_pixel_statistics
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sngan_repro.train import run
@@ -40,9 +40,25 @@ def test_twenty_generator_steps_train_and_log(tiny_cfg, tmp_path, norm):
     assert (tmp_path / "config.yaml").read_text().count("steps: 20") == 1
 
 
-def test_n_dis_discriminator_updates_per_generator_update(tiny_cfg):
+def _count_calls(monkeypatch, cls, name) -> list:
+    """Record every call of ``cls.name`` (the losses are computed once per update of their network)."""
+    original, calls = getattr(cls, name), []
+
+    def counted(self, *args):
+        calls.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(cls, name, counted)
+    return calls
+
+
+def test_n_dis_discriminator_updates_per_generator_update(tiny_cfg, monkeypatch):
+    from sngan_repro.losses import HingeLoss
+
+    d_calls, g_calls = _count_calls(monkeypatch, HingeLoss, "discriminator"), _count_calls(monkeypatch, HingeLoss,
+                                                                                              "generator")
     module = run(tiny_cfg("optim.n_dis=3", "logger=none", steps=4))
-    assert (module.g_step, module.d_step) == (4, 12)
+    assert (len(d_calls), len(g_calls)) == (12, 4) == (module.d_step, module.g_step)
 
 
 def test_n_dis_boost_schedule(tiny_cfg):
@@ -113,12 +129,13 @@ def test_a_frozen_head_does_not_move_on_resume(tiny_cfg, tmp_path):
     from sngan_repro.nn import OutputHead
 
     extra = ("arch.head=bn_clip", "arch.head_frozen=true", "logger=none", "train.checkpoint_every=0")
-    first = run(tiny_cfg(*extra, steps=3, output_dir=tmp_path / "first"))
-    statistics = first.trainer.datamodule.channel_statistics()
+    run(tiny_cfg(*extra, steps=3, output_dir=tmp_path / "first"))
     resumed = run(tiny_cfg(*extra, f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}", steps=6,
                            output_dir=tmp_path / "resumed"))
     head = next(m for m in resumed.generator.modules() if isinstance(m, OutputHead))
-    assert torch.equal(head.norm.bias, statistics[0]) and torch.equal(head.norm.weight, statistics[1])
+    mean, std = digits_pixel_statistics(16)  # the tiny run's digits at 16 px, computed independently
+    assert head.norm.bias.item() == pytest.approx(mean.item(), abs=1e-5)
+    assert head.norm.weight.item() == pytest.approx(std.item(), abs=1e-5)
     optimized = {id(p) for group in resumed.trainer.optimizers[0].param_groups for p in group["params"]}
     assert id(head.norm.weight) not in optimized and id(head.norm.bias) not in optimized
     assert resumed.g_step == 6
@@ -142,11 +159,16 @@ def test_diverging_loss_stops_with_one_sentence_and_keeps_checkpoints(tiny_cfg, 
     assert (tmp_path / "checkpoints" / "g_step=0000010.ckpt").is_file()
 
 
-def test_resuming_a_finished_run_does_not_train_further(tiny_cfg, tmp_path):
-    run(tiny_cfg("logger=none", steps=4, output_dir=tmp_path / "done"))
+def test_resuming_a_finished_run_does_not_train_further(tiny_cfg, tmp_path, monkeypatch):
+    from sngan_repro.losses import HingeLoss
+
+    done = _weights(run(tiny_cfg("logger=none", steps=4, output_dir=tmp_path / "done")))
     checkpoint = tmp_path / "done" / "checkpoints" / "last.ckpt"
+    d_calls = _count_calls(monkeypatch, HingeLoss, "discriminator")
     module = run(tiny_cfg("logger=none", f"ckpt_path={checkpoint}", steps=4, output_dir=tmp_path / "again"))
-    assert (module.g_step, module.d_step) == (4, 4)
+    assert d_calls == [] and (module.g_step, module.d_step) == (4, 4)
+    assert all(torch.equal(value, done[name]) for name, value in module.state_dict().items()
+               if isinstance(value, torch.Tensor))
 
 
 def test_a_failing_job_does_not_stop_a_sweep(tmp_path):
@@ -174,14 +196,6 @@ def test_checkpoint_rebuilds_its_module(tiny_cfg, tmp_path):
     loaded = GAN.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu")
     assert loaded.g_step == 4
     torch.testing.assert_close(loaded.generate(trained.fixed_z), trained.generate(trained.fixed_z))
-
-
-@pytest.mark.parametrize("norm", group_options("norm"))
-def test_every_normalization_trains_ten_generator_steps(tiny_cfg, norm):
-    loss = "wgan" if norm in ("clip", "gp") else "hinge"
-    module = run(tiny_cfg(f"norm={norm}", f"loss={loss}", "logger=none", "train.log_every=1", steps=10))
-    assert module.g_step == 10
-    assert all(math.isfinite(v) for v in module.last_metrics.values()), module.last_metrics
 
 
 def test_critic_gap_is_logged_at_every_generator_step_and_the_penalty_apart(tiny_cfg, tmp_path):

@@ -100,9 +100,10 @@ def test_transposed_conv_needs_the_stride_correction():
     make_layer, _, shape = CASES["conv_transpose_stride2"]
     layer = make_layer()
     w = original_weight(layer)
-    # Norm over (in, kh, kw), i.e. dims 0, 2, 3 of the (in, out, kh, kw) weight, times √(2·2).
-    expected = 2.0 * w / w.pow(2).sum((0, 2, 3), keepdim=True).add(EPS).sqrt()
-    torch.testing.assert_close(layer.weight, expected)
+    # each output unit o: its (in, kh, kw) weights w[:, o] over sqrt(‖w[:, o]‖² + ε), times √(2·2) (App. B)
+    for unit in range(w.shape[1]):
+        torch.testing.assert_close(layer.weight[:, unit], 2.0 * w[:, unit] / (w[:, unit].square().sum() + EPS).sqrt())
+    expected = layer.weight.detach()
 
     x = torch.randn(shape)
     with torch.no_grad():

@@ -8,7 +8,7 @@ from torch.nn.utils import parametrize
 
 from sngan_repro import build_models, compose
 from sngan_repro.errors import ConfigError
-from sngan_repro.models.common import SamePad2d
+from sngan_repro.models.common import SameConv2d
 from sngan_repro.nn import AffineWeightNorm, MeanOnlyBatchNorm, OutputHead, TPReLU, UnitNorm, WNAdd
 from sngan_repro.normalizations.sparsity_aware import SparsityAwareScale
 
@@ -91,10 +91,11 @@ def test_dcgan_cifar_preset_follows_appendix_d3():
     assert [c.out_channels for c in _convs(generator)] == [192, 96, 3]
 
 
-# (image size, overrides, D's channels at width 1, final kernel): CIFAR-10 (App. D.3), CelebA, LSUN bedroom (App. D.4)
+# (image size, overrides, D's channels, final kernel): CIFAR-10 (App. D.3: 96, 192, 384), CelebA (Table 1: 64 ... 1024,
+# here x 0.125) and LSUN bedroom (App. D.4: 64 ... 2048, here x 0.0625)
 _DCGAN_SIZES = [(32, ("arch.base_channels=96",), [96, 192, 384], 4),
-                (160, ("arch.width=0.125",), [64, 128, 256, 512, 1024], 5),
-                (256, ("arch.width=0.0625", "arch.latent_dim=512"), [64, 128, 256, 512, 1024, 2048], 4)]
+                (160, ("arch.width=0.125",), [8, 16, 32, 64, 128], 5),
+                (256, ("arch.width=0.0625", "arch.latent_dim=512"), [4, 8, 16, 32, 64, 128], 4)]
 
 
 @pytest.mark.parametrize("variant", DCGAN_VARIANTS)
@@ -104,10 +105,9 @@ def test_dcgan_shapes_and_range_at_paper_sizes(variant, size, extra, widths, fin
     images = generator(torch.randn(2, cfg.arch.latent_dim))
     assert images.shape == (2, 3, size, size) and images.min() >= 0 and images.max() <= 1
     assert discriminator(images).shape == (2,)
-    scaled = [max(1, round(c * cfg.arch.width)) for c in widths]
-    assert [c.out_channels for c in _convs(discriminator)] == [*scaled, 1]
+    assert [c.out_channels for c in _convs(discriminator)] == [*widths, 1]
     assert _convs(discriminator)[-1].kernel_size == (final, final)
-    assert [c.out_channels for c in _convs(generator)] == [*scaled[-2::-1], 3]
+    assert [c.out_channels for c in _convs(generator)] == [*widths[-2::-1], 3]
 
 
 @pytest.mark.parametrize("variant", DCGAN_VARIANTS)
@@ -198,7 +198,8 @@ def test_iwgan_shapes_layers_and_critic_at_32_px():
         (128, 3, 1, 0), (256, 4, 2, 0), (512, 4, 2, 0), (1024, 4, 2, 0)]
     # Keras "same" (TensorFlow's rule): out = ceil(in / stride), total padding (out - 1) stride + kernel - in, the
     # odd pixel after: 30 -> (1, 1) -> 15, 15 -> (1, 2) -> 8, 8 -> (1, 1) -> 4
-    assert [m.pad for m in critic.modules() if isinstance(m, SamePad2d)] == [(1, 1, 1, 1), (1, 2, 1, 2), (1, 1, 1, 1)]
+    assert [m.same_pad for m in critic.modules() if isinstance(m, SameConv2d)] == [(1, 1, 1, 1), (1, 2, 1, 2),
+                                                                                  (1, 1, 1, 1)]
     sizes = []
     hooks = [c.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1])) for c in _convs(critic)]
     critic(torch.zeros(1, 3, 32, 32))
@@ -245,7 +246,7 @@ def test_discriminators_hand_every_weight_layer_and_its_input_size_to_the_norm(a
     assert all(isinstance(s, SparsityAwareScale) for s in scales)
     assert [s.input_size[0] if s.input_size else None for s in scales] == sizes
     assert all(c.padding_mode == "circular" for c in _convs(discriminator) if c.padding[0])
-    assert all(m.mode == "circular" for m in discriminator.modules() if isinstance(m, SamePad2d))
+    assert all(m.same_pad_mode == "circular" for m in discriminator.modules() if isinstance(m, SameConv2d))
 
 
 def test_wn_discriminator_layers_take_the_norm_under_the_affine():

@@ -25,17 +25,18 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-class SamePad2d(nn.Module):
-    """Pads a feature map as Keras' "same" convolution does before a conv with padding 0, in ``mode``
-    (``nn.Conv2d``'s padding-mode names: zeros, circular, ...)."""
+class SameConv2d(nn.Conv2d):
+    """A convolution with Keras' "same" padding for a ``size`` x ``size`` input, done inside its forward (as
+    nn.Conv2d pads) so that hooks and normalizations see the layer's unpadded input; ``padding_mode`` as
+    nn.Conv2d's (zeros, circular, ...)."""
 
-    def __init__(self, size: int, kernel: int, stride: int, mode: str = "zeros"):
-        super().__init__()
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, size: int, padding_mode: str = "zeros"):
+        super().__init__(c_in, c_out, kernel, stride)
         before, after = same_padding(size, kernel, stride)
-        self.pad, self.mode = (before, after, before, after), _PAD_MODES[mode]
+        self.same_pad, self.same_pad_mode = (before, after, before, after), _PAD_MODES[padding_mode]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pad(x, self.pad, mode=self.mode)
+        return super().forward(F.pad(x, self.same_pad, mode=self.same_pad_mode))
 
     def extra_repr(self) -> str:
-        return f"pad={self.pad}, mode={self.mode}"
+        return f"{super().extra_repr()}, same_pad={self.same_pad}, mode={self.same_pad_mode}"

@@ -13,7 +13,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn import OutputHead
 from ..normalizations import Normalization
-from .common import SamePad2d, scale_widths
+from .common import SameConv2d, scale_widths
 from .init import initialize
 
 # Kernels of the generator's three (upsample x2, conv, ReLU, BN) stages: 512 3x3, 256 5x5, 128 5x5.
@@ -102,10 +102,12 @@ class Critic(nn.Module):
         layers: list[nn.Module] = []
         c_in, size = channels, image_size
         for c_out, (kernel, stride, padding) in zip(scale_widths(widths, width), _CRITIC_CONVS):
-            pad = [SamePad2d(size, kernel, stride, norm.conv_padding_mode)] if padding == "same" else []
-            conv = norm.wrap_weight_layer(initialize(nn.Conv2d(c_in, c_out, kernel, stride), init),
-                                          input_size=(size, size))
-            layers += [*pad, conv, ChannelLayerNorm(c_out), nn.LeakyReLU(leaky_slope)]
+            if padding == "same":
+                conv = SameConv2d(c_in, c_out, kernel, stride, size, norm.conv_padding_mode)
+            else:
+                conv = nn.Conv2d(c_in, c_out, kernel, stride)
+            conv = norm.wrap_weight_layer(initialize(conv, init), input_size=(size, size))
+            layers += [conv, ChannelLayerNorm(c_out), nn.LeakyReLU(leaky_slope)]
             c_in, size = c_out, (-(-size // stride) if padding == "same" else size - kernel + 1)
         self.features = nn.Sequential(*layers)
         self.classifier = norm.wrap_weight_layer(initialize(nn.Linear(c_in * size * size, 1), init))
