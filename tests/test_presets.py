@@ -129,6 +129,8 @@ def test_every_published_number_is_trained_by_its_run_as_tagged():
             assert cfg.train.steps == record["g_steps"], label
         if record.get("optim") in group_options("optim"):
             assert cfg.choices.optim == record["optim"], label
+        if isinstance(record.get("n_dis"), int):
+            assert cfg.optim.n_dis == record["n_dis"], label
         if record.get("iteration"):
             assert cfg.train.steps >= record["iteration"], label  # the run reaches the reported checkpoint
 

@@ -3,9 +3,9 @@
 Each number carries its paper, table and the paper's own row label, dataset, architecture, method, metric, the
 protocol *as the paper states it* ("not stated" where it does not) and ``run``: the overrides of
 ``python -m sngan_repro.train -m`` that train that row (a comma list is a sweep axis whose best point the paper
-reports; null where this project cannot run it). Optional: ``std``, ``loss``, ``optim``, ``g_steps`` (run length in
-generator updates), ``iteration`` (the checkpoint the number is from), ``evaluate`` (the metrics preset of its
-protocol), ``quoted_by``.
+reports; null where this project cannot run it). Optional: ``std``, ``loss``, ``optim``, ``n_dis``, ``g_steps``
+(run length in generator updates), ``iteration`` (the checkpoint the number is from), ``evaluate`` (the metrics
+preset of its protocol), ``quoted_by``.
 """
 
 from importlib import resources
