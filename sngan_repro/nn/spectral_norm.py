@@ -33,10 +33,9 @@ class SpectralNorm(ScaledWeight):
         # this layer's, is the same whatever the normalization (Kligvasser & Michaeli, App. E: "all methods are
         # initialized with the same draw of random weights")
         rng = torch.Generator(matrix.device).manual_seed(0)
-        self.register_buffer("u", F.normalize(torch.randn(matrix.shape[0], generator=rng, device=matrix.device,
-                                                          dtype=matrix.dtype), dim=0, eps=eps))
-        self.register_buffer("v", F.normalize(torch.randn(matrix.shape[1], generator=rng, device=matrix.device,
-                                                          dtype=matrix.dtype), dim=0, eps=eps))
+        for name, size in zip(("u", "v"), matrix.shape):
+            start = torch.randn(size, generator=rng, device=matrix.device, dtype=matrix.dtype)
+            self.register_buffer(name, F.normalize(start, dim=0, eps=eps))
         self.register_buffer("sigma", matrix.new_ones(()))
         self._power_iteration(matrix, _WARMUP_ITERATIONS)
         self.sigma.copy_(self._sigma(matrix))

@@ -181,6 +181,5 @@ class SparsityAwareNormalization(Normalization):
         for layer in discriminator.modules():
             if isinstance(layer, SparsityAwareScale):
                 layer.request_refresh(rng)
-            elif isinstance(getattr(layer, PROJECTION_ATTRIBUTE, None), SparsityAwareProjection):
-                projection = getattr(layer, PROJECTION_ATTRIBUTE)
+            elif isinstance(projection := getattr(layer, PROJECTION_ATTRIBUTE, None), SparsityAwareProjection):
                 projection.project_(layer.weight, projection.choose_kernels(rng))
