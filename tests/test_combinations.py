@@ -22,6 +22,7 @@ FAMILIES = {
     "resnet": ["arch=sngan_resnet", "dataset.image_size=32"],
     "xiang_dcgan_wn": ["arch=xiang_dcgan", "arch.variant=wn", "dataset.image_size=16"],
     "xiang_dcgan_vanilla": ["arch=xiang_dcgan", "arch.variant=vanilla", "dataset.image_size=16"],
+    "xiang_dcgan_wn_mean_bn": ["arch=xiang_dcgan", "arch.variant=wn_mean_bn", "dataset.image_size=16"],
     "xiang_resnet": ["arch=xiang_resnet", "arch.variant=wn", "dataset.image_size=32"],
     "iwgan": ["arch=iwgan", "dataset.image_size=16"],
 }
@@ -31,6 +32,8 @@ NORMS = {
     "sn": ["norm=sn", "loss=hinge"],
     "san_projection": ["norm=san", f"norm.compensation={SAN_G}", "loss=hinge"],
     "san_reparametrization": ["norm=san", "norm.mode=reparametrization", f"norm.compensation={SAN_G}", "loss=hinge"],
+    "san_svd_dense": ["norm=san", "norm.mode=reparametrization", "norm.dense=svd", f"norm.compensation={SAN_G}",
+                      "loss=hinge"],
     "wn": ["norm=wn", "loss=hinge"],
     "bn": ["norm=bn", "loss=hinge"],
     "ln": ["norm=ln", "loss=hinge"],
@@ -43,6 +46,8 @@ REFUSED = {
     ("xiang_resnet", "clip"): r"norm=clip bounds a layer's stored parameters, but this architecture reparametrizes",
     ("xiang_dcgan_wn", "san_projection"): r"norm.mode=projection divides a layer's stored weight, .* use norm.mode=rep",
     ("xiang_resnet", "san_projection"): r"norm.mode=projection divides a layer's stored weight, .* use norm.mode=rep",
+    ("xiang_dcgan_wn_mean_bn", "clip"): r"norm=clip bounds a layer's stored parameters, but this architecture",
+    ("xiang_dcgan_wn_mean_bn", "san_projection"): r"norm.mode=projection divides a layer's stored weight",
     ("iwgan", "bn"): r"arch=iwgan's critic has its own layer norm after every conv;",
     ("iwgan", "ln"): r"arch=iwgan's critic has its own layer norm after every conv;",
 }
@@ -99,7 +104,7 @@ def _check_san(module, initial):
         # the conv's input size, independently: the map a forward pass brings to it
         assert constant.input_size == initial["conv_inputs"][conv], conv
         assert san_constant(conv.weight.double(), constant.input_size).item() == pytest.approx(1 / SAN_G, rel=1e-5)
-    for dense in (m for m in layers if isinstance(m, nn.Linear)):  # "as in Miyato et al.": SN
+    for dense in (m for m in layers if isinstance(m, nn.Linear)):  # "as in Miyato et al.": SN, or the exact sigma
         _assert_spectrally_normalized(dense)
 
 
@@ -146,6 +151,7 @@ def _check_none(module, initial):
 
 
 CHECKS = {"none": _check_none, "sn": _check_sn, "san_projection": _check_san, "san_reparametrization": _check_san,
+          "san_svd_dense": _check_san,
           "wn": _check_wn, "clip": _check_clip, "gp": _check_penalty, "ortho": _check_ortho,
           "bn": _check_feature(nn.BatchNorm2d), "ln": _check_feature(nn.GroupNorm)}
 
