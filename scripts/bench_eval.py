@@ -90,8 +90,9 @@ def inception_section(args: argparse.Namespace, device: torch.device) -> float:
 
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+    from sngan_repro.data.pixels import to_uint8_truncated
     from sngan_repro.metrics.inception import load_inception, write_random_weights
-    from sngan_repro.metrics.scores import extract, to_uint8
+    from sngan_repro.metrics.scores import extract
 
     with tempfile.TemporaryDirectory() as folder:
         weights = args.inception_weights or write_random_weights(f"{folder}/weights.pth")
@@ -100,10 +101,10 @@ def inception_section(args: argparse.Namespace, device: torch.device) -> float:
                                            feature_extractor_weights_path=weights).to(device)
     generated = torch.rand(args.inception_images, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     generated = generated.to(device)
-    ready = [to_uint8(batch, (-1, 1)) for batch in generated.split(args.inception_batch)]
+    ready = [to_uint8_truncated(batch, (-1, 1)) for batch in generated.split(args.inception_batch)]
 
     def our_path() -> None:
-        extract(ours, (to_uint8(batch, (-1, 1)) for batch in generated.split(args.inception_batch)), device)
+        extract(ours, (to_uint8_truncated(batch, (-1, 1)) for batch in generated.split(args.inception_batch)), device)
 
     def bare_extractor() -> None:
         with torch.no_grad():

@@ -2,8 +2,8 @@
 
 The SAN paper's Appendix F (standard CNN, CIFAR-10, batch 64, on a GPU) reports SN 1.13x,
 SAN 1.16x and WGAN-GP 1.40x the unnormalized critic update. This measures the same thing with
-our code path (fakes from G, D on real and fake, loss + penalty, backward, Adam step, the
-normalization's post-update hook), interleaving the methods round by round so that machine
+our code path (``GAN.discriminator_update``: fakes from G, D on real and fake, loss + penalty,
+backward, Adam step, the normalization's post-update hook), interleaving the methods round by round so that machine
 noise hits them alike, and prints each method's median time relative to `none` in one run.
 
     .venv/bin/python scripts/bench_norms.py [--batch 64] [--rounds 7] [--updates 3] [--device cpu]
@@ -17,18 +17,8 @@ import torch
 
 from sngan_repro import compose
 from sngan_repro.module import GAN
-from sngan_repro.nn import project_parameters_
 
 METHODS = ["none", "sn", "san", "wn", "bn", "ln", "ortho", "clip", "gp"]
-
-
-def critic_update(module: GAN, optimizer, real: torch.Tensor, step: int) -> None:
-    loss, *_ = module.discriminator_loss(real, step)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    project_parameters_(module.discriminator)
-    module.norm.after_discriminator_update(module.discriminator, step, module.rng("normalization", step, 0))
 
 
 def main() -> None:
@@ -48,17 +38,17 @@ def main() -> None:
         loss = "wgan" if name in ("clip", "gp") else "nonsat"  # as each method is used in Miyato's Table 2
         module = GAN(compose([f"norm={name}", f"loss={loss}", f"train.batch_size={args.batch}"])).to(device)
         optimizer = torch.optim.Adam(module.discriminator.parameters(), lr=1e-4, betas=(0.5, 0.9))
-        for step in range(2):  # warm-up (allocator, cuDNN autotuning)
-            critic_update(module, optimizer, real, step)
+        for _ in range(2):  # warm-up (allocator, cuDNN autotuning)
+            module.discriminator_update(real, optimizer)
         setups[name] = (module, optimizer)
 
     times = {name: [] for name in args.methods}
-    for round_index in range(args.rounds):
+    for _ in range(args.rounds):
         for name, (module, optimizer) in setups.items():
             synchronize()
             start = time.perf_counter()
-            for i in range(args.updates):
-                critic_update(module, optimizer, real, 2 + round_index * args.updates + i)
+            for _ in range(args.updates):
+                module.discriminator_update(real, optimizer)
             synchronize()
             times[name].append((time.perf_counter() - start) / args.updates)
 

@@ -18,14 +18,15 @@ LR_DECAYS = ("constant", "linear")
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
 
 
-def compose(overrides=()) -> DictConfig:
-    """The configuration ``python -m sngan_repro.train <overrides>`` would run with.
+def compose(overrides=(), config_name: str = CONFIG_NAME) -> DictConfig:
+    """The configuration ``python -m sngan_repro.train <overrides>`` would run with (``config_name="evaluate"``:
+    ``python -m sngan_repro.evaluate``).
 
     Interpolations are resolved, including ``paths.output_dir`` (Hydra's run directory, which
     is not created here) and ``choices`` (the option picked in each config group).
     """
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = hydra_compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+        cfg = hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
     hydra_node = cfg.hydra
     with open_dict(hydra_node):
         hydra_node.runtime.output_dir = str(Path(hydra_node.run.dir).resolve())
@@ -91,7 +92,9 @@ def validate(cfg: DictConfig) -> None:
                  f"train.{key}={train[key]} must be a positive integer.")
     _require(isinstance(train.diagnostics_every, int) and train.diagnostics_every >= 0,
              f"train.diagnostics_every={train.diagnostics_every} must be 0 (off) or a positive integer.")
-    _validate_metrics(cfg)
+    from .metrics.base import check_metrics  # here: the metrics build on this module's instantiate_checked
+
+    check_metrics(cfg)
     _require(isinstance(train.checkpoint_every, int) and train.checkpoint_every >= 0,
              f"train.checkpoint_every={train.checkpoint_every} must be 0 (final checkpoint only) "
              f"or a positive integer.")
@@ -111,26 +114,6 @@ def validate(cfg: DictConfig) -> None:
              f"arch.output_range={list(arch.output_range)} must be [low, high] with low < high.")
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path)
-
-
-def _validate_metrics(cfg: DictConfig) -> None:
-    metrics = cfg.metrics
-    _require(isinstance(metrics.every, int) and metrics.every >= 0,
-             f"metrics.every={metrics.every} must be 0 (off) or a number of generator updates.")
-    for block, keys in (("inception_score", ("samples", "splits")), ("fid", ("samples", "real")),
-                        ("reconstruction", ("every", "images", "steps"))):
-        node = metrics.get(block)
-        for key in keys if node is not None else ():
-            _require(isinstance(node.get(key), int) and node[key] >= (0 if key == "every" else 1),
-                     f"metrics.{block}.{key}={node.get(key)} must be a positive integer.")
-    if metrics.get("inception_score") is not None:
-        _require(metrics.inception_score.samples >= metrics.inception_score.splits,
-                 f"metrics.inception_score.splits={metrics.inception_score.splits} exceeds its samples.")
-    if metrics.get("reconstruction") is not None:
-        _require(cfg.dataset.get("heldout", 0) > 0,
-                 "metrics.reconstruction needs held-out images; set dataset.heldout (e.g. 2000, as Xiang & Li).")
-    _require(metrics.monitor_mode in ("min", "max"),
-             f"metrics.monitor_mode={metrics.monitor_mode!r} is not min or max.")
 
 
 def check_checkpoint(path) -> Path:

@@ -1,9 +1,8 @@
 """Evaluate a checkpoint: ``python -m sngan_repro.evaluate ckpt=<path> metrics=paper_miyato``.
 
 Writes a JSON with every number, its protocol, the checkpoint, the training and evaluation
-configs and the library versions. The metrics preset decides what is computed: IS/FID with the
-preset's sample counts (``metrics.every`` is ignored) and, when it has ``reconstruction``,
-Xiang & Li's reconstruction loss on the held-out images.
+configs and the library versions. The metrics preset decides what is computed: every metric object
+of ``metrics.measures`` (their ``every`` is ignored), as during training.
 """
 
 import json
@@ -17,15 +16,14 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .callbacks.build import dataset_description, sample_quality_callbacks
 from .config import CONFIG_DIR, check_checkpoint, resolve, with_data_dir
 from .data import build_datamodule
 from .errors import CheckpointError, ConfigError, SnganReproError
-from .metrics.reconstruction import reconstruction_loss
-from .metrics.scores import real_statistics
+from .metrics import MetricSetup, instantiate_metrics
+from .metrics.base import check_heldout
 from .module import GAN
 
-PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "torch-fidelity", "hydra-core", "numpy",
+PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torch-fidelity", "hydra-core", "numpy",
             "scipy", "sngan-repro")
 
 
@@ -56,39 +54,22 @@ def evaluate(cfg: DictConfig) -> dict:
     resolve(cfg)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
     module = load_module(cfg.ckpt, device)
-    # the checkpoint's dataset, looked up under this command's paths.data_dir
-    train_cfg = OmegaConf.merge(with_data_dir(module.cfg, cfg.paths.data_dir),
-                                {"metrics": cfg.metrics, "paths": {"cache_dir": cfg.paths.cache_dir}})
-    metrics = cfg.metrics
-    if not (metrics.inception_score or metrics.fid or metrics.reconstruction):
+    metrics = instantiate_metrics(cfg.metrics)
+    if not metrics:
         raise ConfigError(f"metrics={cfg.choices.get('metrics')} computes nothing; use e.g. metrics=paper_miyato, "
                           f"full, digits or xiang_final.")
+    check_heldout(metrics, module.cfg.dataset.get("heldout", 0),
+                  "this checkpoint's run held out fewer, and training images would leak into the measurement")
+    # the checkpoint's dataset, looked up under this command's paths.data_dir
+    train_cfg = with_data_dir(module.cfg, cfg.paths.data_dir)
     datamodule = build_datamodule(train_cfg)
     datamodule.prepare_data()
+    setup = MetricSetup(datamodule, device, OmegaConf.to_container(train_cfg.dataset))
     results, protocols = {}, {}
-
-    quality = sample_quality_callbacks(OmegaConf.merge(train_cfg, {"metrics": {"every": 1, "required": True}}))
-    for callback in quality:
-        callback.extractor.to(device)
-        if callback.fid_samples:
-            callback.real = real_statistics(datamodule, callback.fid_real, callback.extractor, cfg.paths.cache_dir,
-                                            callback.batch_size, device, dataset_description(train_cfg))
-        results.update(callback.compute(module))
-        protocols.update(callback.protocols())
-
-    if metrics.reconstruction:
-        images, steps = metrics.reconstruction.images, metrics.reconstruction.steps
-        if not datamodule.heldout:
-            raise ConfigError("This checkpoint's run had no held-out images (dataset.heldout=0), so the "
-                              "reconstruction loss cannot be measured without training-set leakage.")
-        heldout = datamodule.images("heldout", images).to(device)
-        losses, _ = reconstruction_loss(module.generator, heldout, module.cfg.arch.latent_dim, steps,
-                                        module.output_range)
-        name = f"reconstruction/final_{len(heldout)}img_{steps}steps"
-        results[name] = losses.mean().item()
-        protocols[name] = (f"Xiang & Li's reconstruction loss: mean over {len(heldout)} held-out images of "
-                           f"min_z ||G(z) - x||^2 / (C H W) in [0, 1] units, z from 0, {steps} RMSProp steps "
-                           f"(lr 0.01, alpha 0.9, eps 1e-6), generator in eval mode")
+    for metric in metrics.values():
+        metric.prepare(setup)
+        results.update(metric.compute(module))
+        protocols.update(metric.protocols())
 
     document = {
         "checkpoint": str(Path(cfg.ckpt).resolve()),

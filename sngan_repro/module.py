@@ -19,8 +19,9 @@ from torch.optim.lr_scheduler import LambdaLR
 from .config import instantiate_checked
 from .errors import CheckpointError, TrainingDivergedError
 from .losses import GANLoss
-from .models import build_models, build_normalization
-from .nn import OutputHead, normalizing_constants, project_parameters_  # project: (T)PReLU slopes clipped to [0, 1]
+from .models import build_models
+from .nn import normalizing_constants, projected_layers
+from .normalizations import build_normalization
 
 _NOISE_STREAMS = ("discriminator", "generator", "fixed", "penalty", "normalization", "metrics")
 
@@ -53,6 +54,9 @@ class GAN(pl.LightningModule):
 
         self.norm = build_normalization(self.cfg)
         self.generator, self.discriminator = build_models(self.cfg, norm=self.norm)
+        # layers that keep their parameters in a set after every update (nn.protocols), collected once
+        self._projected = {"generator": projected_layers(self.generator),
+                           "discriminator": projected_layers(self.discriminator)}
         self.loss: GANLoss = instantiate_checked(self.cfg.loss)
         self.output_range = tuple(self.cfg.arch.output_range)
         self._noise_generators: dict[torch.device, torch.Generator] = {}
@@ -110,20 +114,13 @@ class GAN(pl.LightningModule):
         schedulers = [LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total)) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], schedulers
 
-    def on_fit_start(self) -> None:
-        if self.g_step == 0:  # a fresh run: heads that start from data statistics (bn_clip) get them
-            for head in self.generator.modules():
-                if isinstance(head, OutputHead) and head.wants_data_statistics:
-                    head.initialize_from_data(*self.trainer.datamodule.channel_statistics())
-
     def on_train_start(self) -> None:
         if self.g_step >= self.cfg.train.steps:  # resumed from a run that already reached train.steps
             self.trainer.should_stop = True
 
     def training_step(self, real: torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        d_out = self._discriminator_update(real, opt_d)
-        self.d_step += 1
+        d_out = self.discriminator_update(real, opt_d)
         self.d_steps_since_g += 1
         self.generator_stepped = self.d_steps_since_g >= self.n_dis(self.g_step)
         if not self.generator_stepped:
@@ -161,13 +158,17 @@ class GAN(pl.LightningModule):
             return boost.n_dis
         return self.cfg.optim.n_dis
 
-    def _discriminator_update(self, real: torch.Tensor, opt) -> dict:
+    def discriminator_update(self, real: torch.Tensor, opt) -> dict:
+        """One critic update (noise of step ``d_step``, then ``d_step`` + 1): loss and penalty, backward, ``opt``'s
+        step, layer projections and the normalization's post-update hook. Also usable without a Trainer
+        (``scripts/bench_norms.py`` times exactly this)."""
         loss, penalty, d_real, d_fake = self.discriminator_loss(real, self.d_step)
         opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        self._backward(loss)
         opt.step()
-        project_parameters_(self.discriminator)
+        self._project("discriminator")
         self.norm.after_discriminator_update(self.discriminator, self.d_step, self.rng("normalization", self.d_step, 0))
+        self.d_step += 1
         # raw tensors: reduced to scalars only on logging steps (no per-step host sync)
         outputs = {"loss/d": loss.detach(), "d_out/real": d_real.detach(), "d_out/fake": d_fake.detach()}
         if penalty is not None:
@@ -180,10 +181,20 @@ class GAN(pl.LightningModule):
             d_fake = self.discriminator(self.generator(z))
             loss = self.loss.generator(d_fake)
             opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
+            self._backward(loss)
             opt.step()
-        project_parameters_(self.generator)
+        self._project("generator")
         return {"loss/g": loss.detach()}
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self._trainer is not None:
+            self.manual_backward(loss)  # the strategy's backward (precision scaling, DDP)
+        else:
+            loss.backward()
+
+    def _project(self, network: str) -> None:
+        for layer in self._projected[network]:
+            layer.project_()
 
     def _schedulers(self) -> list:
         schedulers = self.lr_schedulers()

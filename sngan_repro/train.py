@@ -13,52 +13,35 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .callbacks import FixedLatentSamples, GeneratorStepCheckpoint, GeneratorStepProgressBar
-from .callbacks.build import sample_quality_callbacks
-from .callbacks.diagnostics import SpectralDiagnostics
-from .callbacks.hparams import HParamsSummary
-from .callbacks.reconstruction import ReconstructionMetric
+from .callbacks import GeneratorStepProgressBar
 from .config import CONFIG_DIR, CONFIG_NAME, instantiate_checked, resolve, validate
 from .data import build_datamodule
 from .errors import ConfigError, SnganReproError
 from .module import GAN
+from .nn import initialize_from_data_
 
 
-def metric_callbacks(cfg: DictConfig, output_dir: Path) -> list:
-    """The metric callbacks of ``cfg.metrics`` and, with ``metrics.monitor``, a best checkpoint by it."""
-    metrics = cfg.metrics
-    callbacks = sample_quality_callbacks(cfg)
-    reconstruction = metrics.reconstruction
-    if reconstruction and reconstruction.every:
-        callbacks.append(ReconstructionMetric(every_n_g_steps=reconstruction.every, num_images=reconstruction.images,
-                                              steps=reconstruction.steps))
-    if metrics.monitor:
-        logged = {name: callback.every_n_g_steps for callback in callbacks for name in callback.names().values()}
-        if metrics.monitor not in logged:
-            raise ConfigError(f"metrics.monitor={metrics.monitor!r} is not logged by this run; "
-                              f"accepted: {', '.join(sorted(logged)) or 'none (no metric is on)'}.")
-        callbacks.append(GeneratorStepCheckpoint(
-            every_n_g_steps=logged[metrics.monitor], dirpath=output_dir / "checkpoints", monitor=metrics.monitor,
-            mode=metrics.monitor_mode, save_top_k=1, save_last=False, filename="best-g_step={g_step:07d}"))
+def instantiate_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """The callbacks of ``cfg.callbacks``, each built from its ``_target_`` (entries set to null are left out)."""
+    callbacks = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None:
+            continue
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            raise ConfigError(f"callbacks.{name} has no _target_; give {{_target_: <a Lightning Callback class>}}.")
+        callback = instantiate_checked(node)
+        if not isinstance(callback, pl.Callback):
+            raise ConfigError(f"callbacks.{name}._target_={node._target_!r} is not a Lightning Callback.")
+        # Lightning refuses a progress-bar callback when the bar is switched off
+        if cfg.trainer.enable_progress_bar or not isinstance(callback, GeneratorStepProgressBar):
+            callbacks.append(callback)
     return callbacks
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
     logger = instantiate_checked(cfg.logger) if cfg.logger else False
-    metrics = metric_callbacks(cfg, output_dir)
-    logged = [name for callback in metrics if hasattr(callback, "names") for name in callback.names().values()]
-    callbacks = [
-        GeneratorStepCheckpoint(every_n_g_steps=cfg.train.checkpoint_every, dirpath=output_dir / "checkpoints",
-                                save_top_k=-1),
-        FixedLatentSamples(every_n_g_steps=cfg.train.sample_every, directory=output_dir / "samples"),
-        HParamsSummary(["loss/d", "loss/g", *logged]),
-        *metrics,
-    ]
-    if cfg.train.diagnostics_every:
-        callbacks.append(SpectralDiagnostics(cfg.train.diagnostics_every))
-    if cfg.trainer.enable_progress_bar:
-        callbacks.append(GeneratorStepProgressBar())
-    return instantiate_checked(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(output_dir))
+    return instantiate_checked(cfg.trainer, logger=logger, callbacks=instantiate_callbacks(cfg),
+                               default_root_dir=str(output_dir))
 
 
 def run(cfg: DictConfig) -> GAN:
@@ -73,6 +56,8 @@ def run(cfg: DictConfig) -> GAN:
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # a missing dataset stops the run here, before any training
     trainer = build_trainer(cfg, output_dir)
+    if not cfg.ckpt_path:  # a resumed run gets these layers' values back from its checkpoint
+        initialize_from_data_(module, datamodule)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     return module
 

@@ -5,7 +5,8 @@ import pytest
 from sngan_repro import compose
 from sngan_repro.config import CONFIG_DIR
 
-GROUPS = ("dataset", "arch", "norm", "gen_norm", "loss", "optim", "trainer", "logger", "metrics", "paths", "experiment")
+GROUPS = ("dataset", "arch", "norm", "gen_norm", "loss", "optim", "trainer", "callbacks", "logger", "metrics", "paths",
+          "experiment")
 
 
 def group_options(group: str) -> list[str]:

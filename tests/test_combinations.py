@@ -11,9 +11,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from sngan_repro import compose
-from sngan_repro.diagnostics import san_constant
 from sngan_repro.errors import ConfigError
 from sngan_repro.nn import SpectralNorm, UnitNorm, output_dim
+from sngan_repro.nn.spectra import san_constant
 from sngan_repro.normalizations.sparsity_aware import SparsityAwareProjection, SparsityAwareScale
 from sngan_repro.train import run
 

@@ -16,8 +16,9 @@ from sngan_repro.errors import CheckpointError, ConfigError
 def test_defaults_are_sngan_cifar10_standard_cnn():
     cfg = compose([])
     assert dict(cfg.choices) == {"dataset": "cifar10", "arch": "sngan_cnn", "norm": "sn", "gen_norm": "none",
-                                 "loss": "nonsat", "optim": "B", "trainer": "default", "logger": "tensorboard",
-                                 "metrics": "train_fast", "paths": "default", "experiment": None}
+                                 "loss": "nonsat", "optim": "B", "trainer": "default", "callbacks": "default",
+                                 "logger": "tensorboard", "metrics": "train_fast", "paths": "default",
+                                 "experiment": None}
     assert cfg.dataset.image_size == 32 and cfg.train.steps == 100_000 and cfg.train.batch_size == 64
     assert cfg.arch.latent_dim == 128
 

@@ -15,6 +15,11 @@ def _evaluate(*overrides: str) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+def final_reconstruction(images: int, steps: int) -> str:
+    return (f"+metrics.measures.reconstruction={{_target_: sngan_repro.metrics.Reconstruction, label: final, "
+            f"images: {images}, steps: {steps}}}")
+
+
 @pytest.fixture(scope="module")
 def trained_checkpoint(tmp_path_factory):
     from conftest import tiny_run_overrides
@@ -30,8 +35,8 @@ def test_evaluate_writes_every_number_with_its_protocol(trained_checkpoint):
     checkpoint, folder = trained_checkpoint
     output = folder / "digits.json"
     result = _evaluate(f"ckpt={checkpoint}", "metrics=digits", f"output={output}", f"paths.cache_dir={folder / 'c'}",
-                       "metrics.inception_score.samples=200", "metrics.fid.samples=200", "metrics.fid.real=300",
-                       "+metrics.reconstruction={images: 8, steps: 3}")
+                       "metrics.measures.digits.inception_score.samples=200", "metrics.measures.digits.fid.samples=200",
+                       "metrics.measures.digits.fid.real=300", final_reconstruction(8, 3))
     assert result.returncode == 0, result.stderr
     document = json.loads(output.read_text())
     assert document["checkpoint"] == str(checkpoint.resolve()) and document["g_step"] == 6
@@ -61,8 +66,9 @@ def test_evaluate_with_inception_weights_file(trained_checkpoint, inception_weig
     checkpoint, folder = trained_checkpoint
     output = folder / "inception.json"
     result = _evaluate(f"ckpt={checkpoint}", "metrics=paper_miyato", f"metrics.inception_weights={inception_weights}",
-                       "metrics.inception_score.samples=10", "metrics.inception_score.splits=2",
-                       "metrics.fid.samples=10", "metrics.fid.real=12", "metrics.batch_size=10",
+                       "metrics.measures.inception.inception_score={samples: 10, splits: 2}",
+                       "metrics.measures.inception.fid={samples: 10, real: 12}",
+                       "metrics.measures.inception.batch_size=10",
                        f"output={output}", f"paths.cache_dir={folder / 'c'}")
     assert result.returncode == 0, result.stderr
     results = json.loads(output.read_text())["results"]
@@ -121,7 +127,7 @@ def test_evaluate_finds_a_moved_checkpoints_data_under_its_paths_data_dir(tmp_pa
     machine_b = tmp_path / "b"
     shutil.move(tmp_path / "a", machine_b)  # the run and its data, somewhere else
     checkpoint = machine_b / "run" / "checkpoints" / "last.ckpt"
-    reconstruction = ("metrics=none", "+metrics.reconstruction={images: 4, steps: 2}")
+    reconstruction = ("metrics=none", final_reconstruction(4, 2))
 
     moved = _evaluate(f"ckpt={checkpoint}", *reconstruction, f"paths.data_dir={machine_b / 'data'}")
     assert moved.returncode == 0, moved.stderr

@@ -11,10 +11,11 @@ import torch
 from torch.utils.data import Dataset
 
 from sngan_repro import compose
-from sngan_repro.callbacks.build import sample_quality_callbacks
-from sngan_repro.data import SyntheticDataModule
+from sngan_repro.callbacks import MetricsCallback
+from sngan_repro.data import DigitsDataModule, SyntheticDataModule
+from sngan_repro.data.pixels import to_uint8_rounded, to_uint8_truncated, uint8_to_range
 from sngan_repro.errors import MetricsUnavailableError
-from sngan_repro.metrics import scores
+from sngan_repro.metrics import MetricSetup, instantiate_metrics, scores
 from sngan_repro.metrics.inception import load_inception
 from sngan_repro.metrics.scores import (
     count_tag,
@@ -22,7 +23,6 @@ from sngan_repro.metrics.scores import (
     frechet_distance,
     inception_score,
     real_statistics,
-    to_uint8,
 )
 
 
@@ -60,8 +60,13 @@ def test_inception_score_matches_the_direct_formula(splits):
 
 def test_quantization_follows_the_papers():
     images = torch.tensor([-1.5, -1.0, 0.0, 0.999, 1.0, 2.0])
-    assert to_uint8(images, (-1, 1)).tolist() == [0, 0, 127, 254, 255, 255]  # clamp, scale, truncate
-    assert to_uint8(torch.tensor([0.5]), (0, 1)).tolist() == [127]
+    assert to_uint8_truncated(images, (-1, 1)).tolist() == [0, 0, 127, 254, 255, 255]  # clamp, scale, truncate
+    assert to_uint8_truncated(torch.tensor([0.5]), (0, 1)).tolist() == [127]
+    assert to_uint8_rounded(images, (-1, 1)).tolist() == [0, 0, 128, 255, 255, 255]  # clamp, scale, round
+    assert to_uint8_rounded(torch.tensor([0.5, 1.5, 2.5, 2.6]), (0, 255)).tolist() == [0, 2, 2, 3]  # half to even
+    levels = torch.arange(256, dtype=torch.uint8)
+    for value_range in ((-1, 1), (0, 1), (0, 255)):  # storing a stored image's value gives it back, both rules
+        assert torch.equal(to_uint8_rounded(uint8_to_range(levels, value_range), value_range), levels)
     assert [count_tag(n) for n in (5000, 50000, 1797)] == ["5k", "50k", "1797"]
 
 
@@ -113,30 +118,35 @@ def test_offline_without_weights_says_what_to_do():
 
 def test_offline_training_goes_on_without_inception_unless_required(capsys):
     cfg = compose(["metrics=train_fast", "dataset=digits"])
+    setup = MetricSetup(DigitsDataModule(), torch.device("cpu"), dict(cfg.dataset))
     with _offline():
-        assert sample_quality_callbacks(cfg) == []
+        callback = MetricsCallback(instantiate_metrics(cfg.metrics), required=False)
+        callback._prepare(setup)
+        assert callback.metrics == {} and callback.logged_names() == {}
         assert "warning: The Inception weights could not be downloaded" in capsys.readouterr().err
-        required = compose(["metrics=train_fast", "dataset=digits", "metrics.required=true"])
+        required = MetricsCallback(instantiate_metrics(cfg.metrics), required=True)
         with pytest.raises(MetricsUnavailableError):
-            sample_quality_callbacks(required)
+            required._prepare(setup)
 
 
 def test_offline_run_trains_with_metrics_off(tiny_cfg, capsys):
     from sngan_repro.train import run
 
     with _offline():
-        module = run(tiny_cfg("metrics=train_fast", "metrics.every=2", "logger=none", steps=4))
+        module = run(tiny_cfg("metrics=train_fast", "metrics.measures.inception.every=2", "logger=none", steps=4))
     assert module.g_step == 4
-    assert "Training goes on without IS/FID" in capsys.readouterr().err
+    assert "Training goes on without metrics.measures.inception" in capsys.readouterr().err
 
 
 def test_weights_file_gives_metrics_in_a_run(tiny_cfg, tmp_path, inception_weights):
     from sngan_repro.train import run
 
-    module = run(tiny_cfg("metrics=train_fast", "metrics.every=2", f"metrics.inception_weights={inception_weights}",
-                          "metrics.inception_score.samples=8", "metrics.fid.samples=8", "metrics.fid.real=16",
-                          "metrics.batch_size=8", f"paths.cache_dir={tmp_path / 'cache'}", "logger=tensorboard",
-                          "dataset.channels=3", steps=2))
+    inception = "metrics.measures.inception"
+    module = run(tiny_cfg("metrics=train_fast", f"metrics.inception_weights={inception_weights}",
+                          f"{inception}.every=2",
+                          f"{inception}.inception_score.samples=8", f"{inception}.fid.samples=8",
+                          f"{inception}.fid.real=16", f"{inception}.batch_size=8",
+                          f"paths.cache_dir={tmp_path / 'cache'}", "logger=tensorboard", "dataset.channels=3", steps=2))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmp_path / "tensorboard"))

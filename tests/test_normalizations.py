@@ -10,9 +10,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from sngan_repro import build_models, compose
-from sngan_repro.diagnostics import conv_operator_norm, san_constant, sn_estimate
-from sngan_repro.models import build_normalization
 from sngan_repro.nn import normalizing_constants
+from sngan_repro.nn.spectra import conv_operator_norm, san_constant, sn_estimate
 from sngan_repro.normalizations import (
     BatchNormalization,
     GradientPenalty,
@@ -22,6 +21,7 @@ from sngan_repro.normalizations import (
     SpectralNormalization,
     WeightClipping,
     WeightNormalization,
+    build_normalization,
     compensation_factor,
 )
 from sngan_repro.normalizations.sparsity_aware import SparsityAwareProjection, SparsityAwareScale

@@ -31,8 +31,8 @@ def test_preset_trains_three_steps_on_synthetic_data_of_its_size(preset, tmp_pat
     cfg = compose([f"experiment={preset}"])
     size, channels = cfg.dataset.image_size, cfg.dataset.channels
     # a reconstruction metric is kept (tiny); Inception metrics are off (no weights offline)
-    metrics = (["dataset.heldout=8", "metrics.reconstruction={every: 3, images: 4, steps: 2}"]
-               if cfg.metrics.reconstruction else ["metrics=none"])
+    metrics = (["dataset.heldout=8", "metrics.measures.reconstruction={every: 3, images: 4, steps: 2}"]
+               if "reconstruction" in cfg.metrics.measures else ["metrics=none"])
     tiny = compose([*metrics,
         f"experiment={preset}", "dataset=synthetic", f"dataset.image_size={size}", f"dataset.channels={channels}",
         "dataset.size=32", "arch.width=0.0625", "train.batch_size=4", "train.g_batch_size=4",

@@ -1,9 +1,10 @@
 """Xiang & Li's reconstruction loss (Sec. 4): the optimization against closed forms, its invariances, and the
-running-evaluation callback in a real tiny run."""
+running metric in real tiny runs."""
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 
 from sngan_repro import train
-from sngan_repro.callbacks import GeneratorStepCheckpoint
-from sngan_repro.callbacks.reconstruction import ReconstructionMetric
+from sngan_repro.callbacks import BestCheckpoint, MetricsCallback
 from sngan_repro.errors import ConfigError
 from sngan_repro.metrics.reconstruction import reconstruction_loss
 from sngan_repro.models.sngan_cnn import Generator
@@ -108,7 +108,7 @@ def test_output_range_and_image_dtype_are_mapped_to_unit_range():
     from_uint8, _ = reconstruction_loss(unit, quantized, LATENT, 100, output_range=(0, 1))
     from_symmetric, symmetric_reconstructions = reconstruction_loss(symmetric, quantized, LATENT, 100)
 
-    assert torch.equal(from_uint8, reference)
+    torch.testing.assert_close(from_uint8, reference, rtol=1e-5, atol=1e-9)  # x / 255 up to float rounding
     torch.testing.assert_close(from_symmetric, reference, rtol=1e-5, atol=1e-9)
     assert (symmetric_reconstructions.int() - reconstructions.int()).abs().max() <= 1  # rounding ties at most
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
@@ -126,10 +126,10 @@ class _Affine(nn.Module):
         return self.inner(z) * self.scale + self.shift
 
 
-# -- the callback in real runs -----------------------------------------------------------------------------------
+# -- the metric in real runs ------------------------------------------------------------------------------------
 
 
-class _RecordBatches(Callback):
+class RecordBatches(Callback):
     """Every training batch, back in uint8 (exact: the datamodule maps uint8 affinely into (-1, 1))."""
 
     def __init__(self):
@@ -139,90 +139,82 @@ class _RecordBatches(Callback):
         self.images.append(batch.add(1).mul(127.5).round().to(torch.uint8).cpu())
 
 
-def _with_callbacks(monkeypatch, *callbacks) -> None:
-    """train.run with extra callbacks appended to the Trainer that build_trainer makes."""
-    build_trainer = train.build_trainer
+def _reconstruction(every: int, images: int, steps: int) -> str:
+    return (f"+metrics.measures.reconstruction={{_target_: sngan_repro.metrics.Reconstruction, every: {every}, "
+            f"images: {images}, steps: {steps}}}")
 
-    def build(cfg, output_dir):
-        trainer = build_trainer(cfg, output_dir)
-        trainer.callbacks.extend(callbacks)
-        return trainer
 
-    monkeypatch.setattr(train, "build_trainer", build)
+RECORD_BATCHES = f"+callbacks.batches={{_target_: {__name__}.RecordBatches}}"
+
+
+def _callback(module, kind):
+    (callback,) = [callback for callback in module.trainer.callbacks if isinstance(callback, kind)]
+    return callback
 
 
 def _rows(images: torch.Tensor) -> set[bytes]:
     return {image.numpy().tobytes() for image in images}
 
 
-def test_callback_logs_running_loss_and_keeps_the_best_checkpoint(tiny_cfg, tmp_path, monkeypatch):
-    metric = ReconstructionMetric(every_n_g_steps=3, num_images=8, steps=5)
-    best = GeneratorStepCheckpoint(every_n_g_steps=3, dirpath=tmp_path / "best", monitor=metric.name, mode="min",
-                                   save_top_k=1, save_last=False)
-    batches = _RecordBatches()
-    _with_callbacks(monkeypatch, metric, best, batches)
-    extra = ("dataset=synthetic", "dataset.heldout=50", "train.diagnostics_every=0")
-    module = train.run(tiny_cfg(*extra, steps=7))
+def test_running_loss_is_logged_and_keeps_the_best_checkpoint(tiny_cfg, tmp_path):
+    name = "reconstruction/running_8img_5steps"
+    extra = ("dataset=synthetic", "dataset.heldout=50", "train.diagnostics_every=0", _reconstruction(3, 8, 5))
+    module = train.run(tiny_cfg(*extra, f"metrics.monitor={name}", RECORD_BATCHES, steps=7))
+    metric, best = _callback(module, MetricsCallback).metrics["reconstruction"], _callback(module, BestCheckpoint)
+    batches = _callback(module, RecordBatches)
 
-    assert metric.name == "reconstruction/running_8img_5steps" and metric.names() == {"reconstruction": metric.name}
+    assert metric.names() == [name] and "8 held-out images" in metric.protocols()[name]
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
-    logged = {event.step: event.value for event in events.Scalars(metric.name)}
+    logged = {event.step: event.value for event in events.Scalars(name)}
     assert list(logged) == [0, 3, 6, 7]  # the untrained baseline, every 3 generator updates, the last one
     assert all(0 < value < 1 for value in logged.values())
     assert [event.step for event in events.Images("reconstruction/heldout_vs_reconstructed")] == [0, 3, 6, 7]
-    assert float(module.trainer.callback_metrics[metric.name]) == pytest.approx(logged[7])
+    assert float(module.trainer.callback_metrics[name]) == pytest.approx(logged[7])
     # the last value is the loss of the trained generator on the subset (recomputed here from the final weights)
-    losses, _ = reconstruction_loss(module.generator, metric._heldout.cpu(), module.cfg.arch.latent_dim, 5,
+    losses, _ = reconstruction_loss(module.generator, metric._share.cpu(), module.cfg.arch.latent_dim, 5,
                                     module.output_range)
     assert logged[7] == pytest.approx(losses.mean().item(), rel=1e-5)
-    # checkpoints at 3 and 6, and at the end of the run: the best of the three by the value logged just before
+    # checked at 3, 6 and 7 (the period of the monitored metric): the best of the three is kept
     assert float(best.best_model_score) == pytest.approx(min(logged[3], logged[6], logged[7]))
+    assert [path.name for path in (tmp_path / "checkpoints").glob("best-*.ckpt")] == [Path(best.best_model_path).name]
 
     datamodule = module.trainer.datamodule
-    heldout = _rows(metric._heldout.cpu())
+    heldout = _rows(metric._share.cpu())
     assert len(heldout) == 8 and heldout <= _rows(datamodule.heldout_set.images)
     trained_on = _rows(torch.cat(batches.images))
     assert len(batches.images) == 7 and trained_on <= _rows(datamodule.train_set.images)
     assert not trained_on & _rows(datamodule.heldout_set.images)
 
     # the evaluation touches neither the weights nor any random stream: training is as without it
-    monkeypatch.undo()
-    plain = train.run(tiny_cfg(*extra, "logger=none", steps=7, output_dir=tmp_path / "plain"))
-    for name, value in plain.state_dict().items():
-        assert torch.equal(value, module.state_dict()[name]), name
+    plain = train.run(tiny_cfg("dataset=synthetic", "dataset.heldout=50", "train.diagnostics_every=0", "logger=none",
+                               steps=7, output_dir=tmp_path / "plain"))
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, module.state_dict()[key]), key
 
 
-@pytest.mark.parametrize(("heldout", "message"), [
-    (0, r"needs held-out images but dataset.heldout=0; set dataset.heldout > 0"),
-    (5, r"dataset.heldout=5 is smaller than the reconstruction metric's 8 images; set dataset.heldout >= 8"),
-])
-def test_callback_without_enough_heldout_images_stops_before_training(tiny_cfg, monkeypatch, heldout, message):
-    batches = _RecordBatches()
-    _with_callbacks(monkeypatch, ReconstructionMetric(every_n_g_steps=10, num_images=8, steps=5), batches)
+@pytest.mark.parametrize("heldout", [0, 5])
+def test_without_enough_heldout_images_the_run_stops_before_training(tiny_cfg, tmp_path, heldout):
+    message = (rf"^metrics.measures.reconstruction needs 8 held-out images but dataset.heldout={heldout}; "
+               rf"set dataset.heldout to at least that \(Xiang & Li hold out 2,000\)\.$")
     with pytest.raises(ConfigError, match=message):
-        train.run(tiny_cfg(f"dataset.heldout={heldout}", "train.diagnostics_every=0", "logger=none"))
-    assert batches.images == []
+        train.run(tiny_cfg(f"dataset.heldout={heldout}", "train.diagnostics_every=0", "logger=none",
+                           _reconstruction(10, 8, 5), RECORD_BATCHES))
+    assert not (tmp_path / "checkpoints").exists()
 
 
 _DDP_SCRIPT = """
 import json, sys, time
 from pathlib import Path
 from sngan_repro import compose, train
-from sngan_repro.callbacks.reconstruction import ReconstructionMetric
+from sngan_repro.callbacks import MetricsCallback
 
-metric = ReconstructionMetric(every_n_g_steps=3, num_images=7, steps=5)
-build_trainer = train.build_trainer
-def build(cfg, output_dir):
-    trainer = build_trainer(cfg, output_dir)
-    trainer.callbacks.append(metric)
-    return trainer
-train.build_trainer = build
 module = train.run(compose(json.loads(sys.argv[1])))
+metric = next(c for c in module.trainer.callbacks if isinstance(c, MetricsCallback)).metrics["reconstruction"]
 # each rank writes its own file (a child's stdout can be lost when the launcher's main process exits), and rank 0
 # leaves only once every rank's file is there, so that no rank is stopped before it has written
 folder, rank, world = Path(sys.argv[2]), module.global_rank, module.trainer.world_size
-result = {"rank": rank, "share": metric._heldout.shape[0], "value": float(module.trainer.callback_metrics[metric.name])}
+result = {"rank": rank, "share": metric._share.shape[0], "value": float(module.trainer.callback_metrics[metric.name])}
 (folder / f"rank{rank}.part").write_text(json.dumps(result))
 (folder / f"rank{rank}.part").rename(folder / f"rank{rank}.json")  # complete files only
 deadline = time.monotonic() + 120
@@ -239,7 +231,8 @@ def test_callback_under_ddp_shares_the_work_and_agrees(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
     overrides = tiny_run_overrides(tmp_path, 4, "dataset=synthetic", "dataset.heldout=50", "train.diagnostics_every=0",
-                                   "trainer.devices=2", "+trainer.strategy=ddp_find_unused_parameters_true")
+                                   "trainer.devices=2", "+trainer.strategy=ddp_find_unused_parameters_true",
+                                   _reconstruction(3, 7, 5))
     result = subprocess.run([sys.executable, str(script), json.dumps(overrides), str(results)], capture_output=True,
                             text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]

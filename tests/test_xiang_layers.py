@@ -9,10 +9,11 @@ from torch import nn
 
 from sngan_repro.nn import (
     AffineWeightNorm,
+    SlopeClippedPReLU,
     TPReLU,
     TReLU,
     WNAdd,
-    project_parameters_,
+    projected_layers,
     swn_conv2d,
     swn_conv_transpose2d,
     swn_linear,
@@ -191,30 +192,34 @@ def test_trelu_is_translated_relu_without_learnable_slope():
     torch.testing.assert_close(layer(x), F.relu(x - alpha) + alpha)
 
 
-def test_project_parameters_clips_prelu_and_tprelu_slopes():
-    model = nn.Sequential(nn.PReLU(4), nn.Sequential(TPReLU(4)), TReLU(4))
+def test_slope_clipped_prelu_and_tprelu_ask_the_loop_to_clip_their_slopes():
+    """The loop's protocol (nn.protocols): the layers that need it say so; a plain nn.PReLU is left alone."""
+    model = nn.Sequential(SlopeClippedPReLU(4), nn.Sequential(TPReLU(4)), TReLU(4), nn.PReLU(4))
     optimizer = torch.optim.SGD(model.parameters(), lr=40.0)
     # All inputs below the thresholds, so y = -a per channel (thresholds 0): channel 0 is pushed
     # above 1, channel 1 below 0, channel 2 stays and channel 3 moves within [0, 1].
     direction = torch.tensor([1.0, -1.0, 0.0, 0.01]).view(1, 4, 1, 1)
     x = -torch.ones(2, 4, 3, 3)
-    loss = (model[0](x) * direction).mean() + (model[1](x) * direction).mean() + model[2](x).mean()
+    loss = sum((layer(x) * direction).mean() for layer in (model[0], model[1], model[3])) + model[2](x).mean()
     loss.backward()
     optimizer.step()
 
     slopes = [model[0].weight, model[1][0].weight]
-    for slope in slopes:
+    for slope in [*slopes, model[3].weight]:
         assert slope[0] > 1 and slope[1] < 0
     stepped = [slope.detach().clone() for slope in slopes]
-    thresholds = model[1][0].threshold.detach().clone()
+    thresholds, plain = model[1][0].threshold.detach().clone(), model[3].weight.detach().clone()
 
-    project_parameters_(model)
+    assert projected_layers(model) == [model[0], model[1][0], model[2]]
+    for layer in projected_layers(model):
+        layer.project_()
     for slope, before in zip(slopes, stepped):
         assert torch.equal(slope[:2], torch.tensor([1.0, 0.0]))
         assert torch.equal(slope[2:], before[2:])
         assert 0.25 < slope[3] < 1
     assert torch.equal(model[1][0].threshold, thresholds)
     assert torch.equal(model[2].weight, torch.zeros(4))
+    assert torch.equal(model[3].weight, plain)
 
 
 def test_wn_add_passes_shortcut_at_init():

@@ -2,12 +2,16 @@
 
 Under manual optimization ``trainer.global_step`` counts the optimizer steps of both networks,
 so ModelCheckpoint's own ``every_n_train_steps`` does not count what the papers call iterations.
-This subclass saves every ``every_n_g_steps`` generator updates; at the end of the run (the
-end of the only epoch) the parent saves the final checkpoint and ``last.ckpt``.
+``GeneratorStepCheckpoint`` saves on the schedule of ``callbacks.schedule`` (every
+``every_n_g_steps`` generator updates and after the last; 0: the final checkpoint only);
+``BestCheckpoint`` keeps the best checkpoint by a logged metric, checked whenever it is measured.
 """
 
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+
+from ..errors import ConfigError
+from .schedule import GeneratorStepCallback, is_due
 
 
 class GeneratorStepCheckpoint(ModelCheckpoint):
@@ -15,12 +19,12 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
         kwargs.setdefault("filename", "g_step={g_step:07d}")
         kwargs.setdefault("auto_insert_metric_name", False)
         kwargs.setdefault("save_last", True)
-        super().__init__(every_n_epochs=1, **kwargs)
+        super().__init__(every_n_epochs=1, **kwargs)  # the epoch's end is the run's end: the final checkpoint
         self.every_n_g_steps = every_n_g_steps
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if (not self.every_n_g_steps or not pl_module.generator_stepped
-                or pl_module.g_step % self.every_n_g_steps or self._should_skip_saving_checkpoint(trainer)):
+        if (not pl_module.generator_stepped or not is_due(pl_module, self.every_n_g_steps)
+                or self._should_skip_saving_checkpoint(trainer)):
             return
         candidates = self._monitor_candidates(trainer)
         self._save_topk_checkpoint(trainer, candidates)
@@ -30,3 +34,26 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
         candidates = super()._monitor_candidates(trainer)
         candidates["g_step"] = torch.tensor(trainer.lightning_module.g_step)
         return candidates
+
+
+class BestCheckpoint(GeneratorStepCheckpoint):
+    """``best-g_step=...ckpt``: the checkpoint with the best ``monitor`` value (``mode`` min or max), checked at
+    the generator steps at which the callback logging ``monitor`` measures it. ``monitor=None``: inactive."""
+
+    def __init__(self, monitor: str | None, mode: str = "min", **kwargs):
+        kwargs.setdefault("filename", "best-g_step={g_step:07d}")
+        super().__init__(every_n_g_steps=0, monitor=monitor, mode=mode, save_top_k=1, save_last=False, **kwargs)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if self.monitor is None:
+            return
+        periods = {name: every for callback in trainer.callbacks if isinstance(callback, GeneratorStepCallback)
+                   for name, every in callback.logged_names().items() if every}
+        if self.monitor not in periods:  # configured (validation checked it) but dropped, e.g. no Inception weights
+            raise ConfigError(f"metrics.monitor={self.monitor!r} is not measured in this run (its metric could not "
+                              f"be prepared, see above); set metrics.monitor=null or make the metric available.")
+        self.every_n_g_steps = periods[self.monitor]
+
+    def _should_skip_saving_checkpoint(self, trainer) -> bool:
+        return self.monitor is None or super()._should_skip_saving_checkpoint(trainer)

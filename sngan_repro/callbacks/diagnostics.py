@@ -3,11 +3,11 @@ estimate (sigma of the reshaped kernel), the true operator norm of the circular 
 the layer's input size, their ratio, and the SAN constant; dense layers get their sigma."""
 
 import torch
-from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
 
-from ..diagnostics import conv_operator_norm, san_constant, sn_estimate
+from ..nn.spectra import conv_operator_norm, san_constant, sn_estimate
+from .schedule import GeneratorStepCallback
 
 
 def conv_input_sizes(discriminator: nn.Module, channels: int, image_size: int) -> dict[str, tuple[int, int]]:
@@ -60,21 +60,18 @@ def spectral_report(discriminator: nn.Module, input_sizes: dict) -> dict[str, fl
     return report
 
 
-class SpectralDiagnostics(Callback):
+class SpectralDiagnostics(GeneratorStepCallback):
+    """Writes ``spectral/<layer>/<quantity>`` on the schedule of ``GeneratorStepCallback`` (0: off)."""
+
     def __init__(self, every_n_g_steps: int):
-        self.every_n_g_steps = every_n_g_steps
+        super().__init__(every_n_g_steps)
         self.input_sizes: dict = {}
 
     def on_fit_start(self, trainer, pl_module) -> None:
         dataset = pl_module.cfg.dataset
         self.input_sizes = conv_input_sizes(pl_module.discriminator, dataset.channels, dataset.image_size)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.generator_stepped and pl_module.g_step % self.every_n_g_steps == 0:
-            self.write(trainer, pl_module)
-
     @rank_zero_only
-    def write(self, trainer, pl_module) -> None:
-        report = spectral_report(pl_module.discriminator, self.input_sizes)
-        for logger in trainer.loggers:
-            logger.log_metrics(report, step=pl_module.g_step)
+    def act(self, trainer, pl_module) -> None:
+        self.log_scalars(trainer, pl_module, spectral_report(pl_module.discriminator, self.input_sizes),
+                         monitorable=False)

@@ -6,6 +6,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torch.utils.tensorboard.summary import hparams
 
+from .schedule import GeneratorStepCallback
+
 GROUPS = ("experiment", "dataset", "arch", "norm", "gen_norm", "loss", "optim", "metrics")
 
 
@@ -29,16 +31,16 @@ def hparams_of(cfg) -> dict:
 
 
 class HParamsSummary(Callback):
-    """Declares the run's hyper-parameters and the metric tags the HParams tab shows; the values
-    are the latest of those scalars, logged by the module and the metric callbacks."""
-
-    def __init__(self, metric_names: list[str]):
-        self.metric_names = metric_names
+    """Declares the run's hyper-parameters and the metric tags the HParams tab shows: the losses and every
+    scalar the run's periodic callbacks log; the values are the latest of those scalars."""
 
     @rank_zero_only
     def on_fit_start(self, trainer, pl_module) -> None:
+        logged = [name for callback in trainer.callbacks if isinstance(callback, GeneratorStepCallback)
+                  for name in callback.logged_names()]
+        names = ["loss/d", "loss/g", *logged]
         # the summary alone: TensorBoardLogger.log_hyperparams would also log placeholder values at step 0
-        experiment, start, end = hparams(hparams_of(pl_module.cfg), {name: 0.0 for name in self.metric_names})
+        experiment, start, end = hparams(hparams_of(pl_module.cfg), {name: 0.0 for name in names})
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 for summary in (experiment, start, end):

@@ -3,23 +3,25 @@ histograms of the generated pixel values beside the data's (Mullery & Whelan's f
 
 from pathlib import Path
 
-from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
+from .schedule import GeneratorStepCallback
 
-class FixedLatentSamples(Callback):
-    """Logs ``samples/fixed_z`` (the same codes all run long) at step 0 and every ``every_n_g_steps``."""
+
+class FixedLatentSamples(GeneratorStepCallback):
+    """Logs ``samples/fixed_z`` (the same codes all run long) and ``pixels/generated`` on the schedule of
+    ``GeneratorStepCallback``, and ``pixels/data`` once at the start."""
 
     def __init__(self, every_n_g_steps: int, directory: str | None = None, nrow: int = 8):
-        self.every_n_g_steps, self.nrow = every_n_g_steps, nrow
+        super().__init__(every_n_g_steps)
+        self.nrow = nrow
         self.directory = Path(directory) if directory else None
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.write_data_histogram(trainer, pl_module)
-        if pl_module.g_step == 0:
-            self.write(trainer, pl_module)
+        super().on_train_start(trainer, pl_module)
 
     @rank_zero_only
     def write_data_histogram(self, trainer, pl_module) -> None:
@@ -30,14 +32,8 @@ class FixedLatentSamples(Callback):
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_histogram("pixels/data", real, global_step=pl_module.g_step)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.generator_stepped and (
-            pl_module.g_step % self.every_n_g_steps == 0 or trainer.should_stop
-        ):
-            self.write(trainer, pl_module)
-
     @rank_zero_only
-    def write(self, trainer, pl_module) -> None:
+    def act(self, trainer, pl_module) -> None:
         images = pl_module.generate(pl_module.fixed_z).float().cpu()
         grid = make_grid(images, nrow=self.nrow, normalize=True, value_range=pl_module.output_range)
         for logger in trainer.loggers:

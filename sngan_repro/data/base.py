@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torchvision import transforms
 
 from ..errors import ConfigError, DatasetUnavailableError
+from .pixels import uint8_to_range
 
 
 class InMemoryImages(Dataset):
@@ -201,8 +202,7 @@ class ImageDataModule(pl.LightningDataModule):
     # -- helpers ---------------------------------------------------------------------------
     def to_value_range(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [0, 255] -> float in ``value_range``."""
-        low, high = self.value_range
-        return images.float().mul_((high - low) / 255.0).add_(low)
+        return uint8_to_range(images, self.value_range)
 
     def iter_images(self, which: str = "train", limit: int | None = None, batch_size: int = 256):
         """Batches of up to ``limit`` images of the training or held-out set, uint8 (B, C, H, W);
@@ -225,7 +225,5 @@ class ImageDataModule(pl.LightningDataModule):
 
     def channel_statistics(self, limit: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and std of (up to ``limit``) training images in ``value_range`` units."""
-        images = self.images("train", limit)
-        low, high = self.value_range
-        pixels = images.transpose(0, 1).flatten(1).double() * ((high - low) / 255.0) + low
+        pixels = uint8_to_range(self.images("train", limit).transpose(0, 1).flatten(1), self.value_range, torch.float64)
         return pixels.mean(1).float(), pixels.std(1).float()

@@ -6,6 +6,7 @@ from sklearn.datasets import load_digits
 
 from ..errors import ConfigError
 from .base import ImageDataModule
+from .pixels import to_uint8_rounded
 
 
 class DigitsDataModule(ImageDataModule):
@@ -20,5 +21,5 @@ class DigitsDataModule(ImageDataModule):
         # pixel values are 0..16 (ink = 16); bilinear upsampling, then quantized like any image file
         digits = torch.from_numpy(load_digits().images).float().unsqueeze(1) / 16.0
         digits = F.interpolate(digits, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
-        images = (digits.clamp(0, 1) * 255).round().to(torch.uint8)
+        images = to_uint8_rounded(digits)
         return images.expand(-1, self.channels, -1, -1).contiguous()

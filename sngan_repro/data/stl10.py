@@ -9,6 +9,7 @@ from torchvision.datasets import STL10
 
 from ..errors import ConfigError
 from .base import ImageDataModule, open_downloadable
+from .pixels import to_uint8_rounded
 
 
 class STL10DataModule(ImageDataModule):
@@ -37,7 +38,7 @@ class STL10DataModule(ImageDataModule):
         images = torch.from_numpy(self._open().data)  # (N, 3, 96, 96) uint8
         if self.image_size == images.shape[-1]:
             return images
-        resized = [F.interpolate(chunk.float(), size=(self.image_size,) * 2, mode="bilinear", antialias=True,
-                                 align_corners=False).round().clamp(0, 255).to(torch.uint8)
+        resized = [to_uint8_rounded(F.interpolate(chunk.float(), size=(self.image_size,) * 2, mode="bilinear",
+                                                  antialias=True, align_corners=False), (0, 255))
                    for chunk in images.split(4096)]
         return torch.cat(resized)

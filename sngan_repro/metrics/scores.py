@@ -69,13 +69,6 @@ def real_statistics(datamodule, count: int, extractor, cache_dir, batch_size: in
     return statistics
 
 
-def to_uint8(images: torch.Tensor, value_range) -> torch.Tensor:
-    """Generator outputs -> uint8 as the papers' evaluation code did: clamp to the range, scale to
-    [0, 255], truncate (numpy's astype(uint8))."""
-    low, high = (float(v) for v in value_range)
-    return ((images.float() - low) * (255.0 / (high - low))).clamp_(0, 255).to(torch.uint8)
-
-
 def count_tag(count: int) -> str:
     """5000 -> '5k', 50000 -> '50k', 1797 -> '1797': the sample counts in metric names."""
     return f"{count // 1000}k" if count % 1000 == 0 else str(count)

@@ -23,18 +23,11 @@ from torch import nn
 from ..config import instantiate_checked
 from ..errors import ConfigError
 from ..nn import OutputHead
-from ..normalizations import Normalization
+from ..normalizations import Normalization, build_normalization
 
 _WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 # What a critic normalization may do besides reparametrizing weights; none of it has a meaning in a generator.
 _CRITIC_ONLY_HOOKS = ("penalty", "feature_layer", "after_discriminator_update")
-
-
-def build_normalization(cfg: DictConfig, group: str = "norm") -> Normalization:
-    norm = instantiate_checked(cfg[group])
-    if not isinstance(norm, Normalization):
-        raise ConfigError(f"{group}._target_={cfg[group].get('_target_')!r} is not a sngan_repro Normalization.")
-    return norm
 
 
 def normalize_generator(generator: nn.Module, norm: Normalization, choice: str = "") -> nn.Module:

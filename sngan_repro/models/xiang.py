@@ -26,6 +26,7 @@ from ..nn import (
     AffineWeightNorm,
     MeanOnlyBatchNorm,
     OutputHead,
+    SlopeClippedPReLU,
     TPReLU,
     WNAdd,
     output_dim,
@@ -133,8 +134,9 @@ class _Layers:
         return layers.get(self.variant, []) + ([self.norm.feature_layer(num_channels)] if self.norm is not None else [])
 
     def activation(self, num_channels: int) -> nn.Module:
-        """TPReLU in the WN model, PReLU otherwise (the full-affine models included, App. D.2); per channel."""
-        return TPReLU(num_channels) if self.variant == "wn" else nn.PReLU(num_channels)
+        """TPReLU in the WN model, PReLU otherwise (the full-affine models included, App. D.2); per channel,
+        slopes clipped to [0, 1] after every update."""
+        return TPReLU(num_channels) if self.variant == "wn" else SlopeClippedPReLU(num_channels)
 
     def add(self, num_channels: int) -> nn.Module:
         """The residual sum: weight-normalized addition (App. B, eq. 17) in the WN model."""

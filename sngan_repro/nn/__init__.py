@@ -1,16 +1,18 @@
-"""Building blocks shared by architectures: weight-normalization parametrizations and layers."""
+"""Building blocks shared by architectures: weight-normalization parametrizations, layers, output heads,
+spectral quantities of weights, and the protocols by which layers ask the training loop for a step."""
 
 from .heads import HEADS, OutputHead
 from .normalizing import ScaledWeight, assign_weight_, normalizing_constants
+from .protocols import InitializedFromData, ProjectedAfterStep, initialize_from_data_, projected_layers
 from .spectral_norm import SpectralNorm, spectral_norm
 from .weight_norm import UnitNorm, output_dim, unit_norm, unit_norms
 from .xiang import (
     AffineWeightNorm,
     MeanOnlyBatchNorm,
+    SlopeClippedPReLU,
     TPReLU,
     TReLU,
     WNAdd,
-    project_parameters_,
     swn_conv2d,
     swn_conv_transpose2d,
     swn_linear,
@@ -19,18 +21,22 @@ from .xiang import (
 __all__ = [
     "AffineWeightNorm",
     "HEADS",
+    "InitializedFromData",
     "MeanOnlyBatchNorm",
     "OutputHead",
+    "ProjectedAfterStep",
     "ScaledWeight",
+    "SlopeClippedPReLU",
     "SpectralNorm",
     "TPReLU",
     "TReLU",
     "UnitNorm",
     "WNAdd",
     "assign_weight_",
+    "initialize_from_data_",
     "normalizing_constants",
     "output_dim",
-    "project_parameters_",
+    "projected_layers",
     "spectral_norm",
     "swn_conv2d",
     "swn_conv_transpose2d",

@@ -89,12 +89,21 @@ class AffineWeightNorm(nn.Module):
         return y if self.beta is None else y + _per_channel(self.beta, y)
 
 
-class TPReLU(nn.PReLU):
+class SlopeClippedPReLU(nn.PReLU):
+    """A per-channel PReLU whose slopes are projected to [0, 1] after every optimizer step (``project_``, the
+    loop's protocol): the authors' Lua code projects the stored parameter, keeping the unit monotone."""
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        self.weight.clamp_(0.0, 1.0)
+
+
+class TPReLU(SlopeClippedPReLU):
     """Translated parametric ReLU: ``y = x`` for x ≥ α, ``y = α + a(x − α)`` for x < α (eq. 10, Table 1).
 
     That is ``α + PReLU_a(x − α)``: the data are translated by −α, rectified and translated back.
-    A subclass of ``nn.PReLU``, so ``weight`` holds the per-channel slope a and slope clipping
-    (``project_parameters_``) covers it like any PReLU; ``threshold`` holds α. With
+    A ``SlopeClippedPReLU``: ``weight`` holds the per-channel slope a, clipped to [0, 1] after every update;
+    ``threshold`` holds α. With
     ``learn_slope=False`` the slope is a buffer fixed at ``slope_init``.
     """
 
@@ -119,17 +128,6 @@ class TReLU(TPReLU):
 
     def __init__(self, num_channels: int, threshold_init: float = 0.0):
         super().__init__(num_channels, slope_init=0.0, threshold_init=threshold_init, learn_slope=False)
-
-
-def project_parameters_(module: nn.Module) -> None:
-    """Clip the slopes of every PReLU (TPReLU included) in ``module`` to [0, 1], in place.
-
-    Call after each optimizer step: the authors' Lua code projects the stored parameter.
-    """
-    with torch.no_grad():
-        for submodule in module.modules():
-            if isinstance(submodule, nn.PReLU):
-                submodule.weight.clamp_(0.0, 1.0)
 
 
 class WNAdd(nn.Module):

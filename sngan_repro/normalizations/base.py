@@ -16,6 +16,9 @@ tensor (weight clipping, SAN's projection), refuses such a layer with one senten
 
 from torch import nn
 
+from ..config import instantiate_checked
+from ..errors import ConfigError
+
 
 class Normalization:
     """The identity for every hook: an unnormalized discriminator."""
@@ -52,3 +55,11 @@ class Normalization:
 
 class NoNormalization(Normalization):
     """norm=none: the discriminator as built."""
+
+
+def build_normalization(cfg, group: str = "norm") -> Normalization:
+    """The normalization a composed config selects in ``group`` (``norm`` for the critic, ``gen_norm``)."""
+    norm = instantiate_checked(cfg[group])
+    if not isinstance(norm, Normalization):
+        raise ConfigError(f"{group}._target_={cfg[group].get('_target_')!r} is not a sngan_repro Normalization.")
+    return norm

@@ -32,9 +32,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..diagnostics import san_constant
 from ..errors import ConfigError
 from ..nn import ScaledWeight, spectral_norm
+from ..nn.spectra import san_constant
 from .base import Normalization
 
 MODES = ("projection", "reparametrization")

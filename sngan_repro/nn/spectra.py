@@ -1,6 +1,8 @@
-"""Pure functions on weights, for logging callbacks, tests and notebooks.
+"""Spectral quantities of a layer's weight: SN's estimate (Miyato et al., Sec. 2.1), SAN's constant
+||W||_{0,inf} (Kligvasser & Michaeli, Lemma 1) and the true operator norm of a circular convolution
+(Sedghi et al. 2019). SAN normalizes by ``san_constant``; the diagnostics callback logs all three.
 
-They take the weight a layer actually applies (``layer.weight`` of a parametrized layer) and,
+Pure functions: they take the weight a layer actually applies (``layer.weight`` of a parametrized layer) and,
 for convolutions, the spatial size of the layer's input. Conv kernels may be laid out
 (out, in, kh, kw) or, for transposed convolutions, (in, out, kh, kw): every quantity here is
 invariant to that transposition.

@@ -1,0 +1,117 @@
+"""Inception Score and FID of a generator, from one pass of a feature extractor over its samples.
+
+The extractor is Inception-v3 (``metrics.inception.load_inception``) for the papers' numbers, or
+the digits classifier offline (names prefixed ``digits_``: not Inception numbers). Samples come
+from fixed codes (the ``metrics`` noise stream), the generator in eval mode, outputs truncated to
+uint8 as the papers' evaluation code did; under DDP every rank generates its share and all ranks
+gather every feature, so each computes the same numbers.
+"""
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from ..data.pixels import to_uint8_truncated
+from .base import Metric, MetricSettingError, MetricSetup, require_count
+from .scores import count_tag, feature_statistics, frechet_distance, inception_score, real_statistics
+
+
+def _dataset_key(dataset: dict) -> dict:
+    """What identifies a run's real images for the statistics cache (not how they are read)."""
+    return {key: value for key, value in dataset.items() if key not in ("num_workers", "download")}
+
+
+class SampleQuality(Metric):
+    """IS of ``inception_score.samples`` samples in ``inception_score.splits`` splits and/or FID of ``fid.samples``
+    samples against ``fid.real`` training images (fewer if the training set is smaller), in the feature space
+    of ``extractor`` (a function of the device returning the extractor, e.g. a partial of ``load_inception``)."""
+
+    def __init__(self, extractor: Callable, cache_dir: str, every: int = 0, inception_score: dict | None = None,
+                 fid: dict | None = None, batch_size: int = 100, prefix: str = ""):
+        super().__init__(every)
+        if not inception_score and not fid:
+            raise MetricSettingError("inception_score and fid are both null; give at least one, e.g. "
+                                     "fid={samples: 5000, real: 10000}.")
+        self.is_samples = self.is_splits = self.fid_samples = self.fid_real = 0
+        if inception_score:
+            self.is_samples, self.is_splits = inception_score.get("samples"), inception_score.get("splits", 1)
+            require_count(self.is_samples, "inception_score.samples")
+            require_count(self.is_splits, "inception_score.splits")
+            if self.is_splits > self.is_samples:
+                raise MetricSettingError(f"inception_score.splits={self.is_splits} exceeds its "
+                                         f"{self.is_samples} samples.")
+        if fid:
+            self.fid_samples, self.fid_real = fid.get("samples"), fid.get("real")
+            require_count(self.fid_samples, "fid.samples")
+            require_count(self.fid_real, "fid.real")
+        require_count(batch_size, "batch_size")
+        self.load_extractor, self.cache_dir, self.batch_size, self.prefix = extractor, cache_dir, batch_size, prefix
+        self.extractor = None
+        self.real: dict | None = None  # the real images' FID statistics, after prepare
+
+    def _names(self) -> dict[str, str]:
+        names = {}
+        if self.is_samples:
+            split = "split" if self.is_splits == 1 else "splits"
+            names["is"] = f"{self.prefix}is/{count_tag(self.is_samples)}_{self.is_splits}{split}"
+        if self.fid_samples:
+            real = count_tag(self.real["count"] if self.real else self.fid_real)
+            names["fid"] = f"{self.prefix}fid/{count_tag(self.fid_samples)}_vs_train{real}"
+        return names
+
+    def names(self) -> list[str]:
+        names, listed = self._names(), []
+        if "is" in names:
+            listed += [names["is"], names["is"] + "_std"]
+        if "fid" in names:
+            listed.append(names["fid"])
+        return listed
+
+    def protocols(self) -> dict[str, str]:
+        names, protocol = self._names(), {}
+        extractor = self.extractor.name if self.extractor is not None else "the configured extractor"
+        sampling = "generator in eval mode, outputs clamped and truncated to uint8"
+        if "is" in names:
+            protocol[names["is"]] = (f"Inception score with {extractor}: {self.is_samples} samples, "
+                                     f"mean over {self.is_splits} split(s) (torch-fidelity's formula), {sampling}")
+            protocol[names["is"] + "_std"] = "standard deviation over the splits of " + names["is"]
+        if "fid" in names:
+            protocol[names["fid"]] = (f"Frechet distance in {extractor} pool features: {self.fid_samples} samples "
+                                      f"vs {self.real['count'] if self.real else self.fid_real} training images, "
+                                      f"{sampling}")
+        return protocol
+
+    def prepare(self, setup: MetricSetup) -> None:
+        if self.extractor is None:
+            self.extractor = self.load_extractor(device=setup.device)
+        self.extractor.to(setup.device)
+        if self.fid_samples:
+            self.real = real_statistics(setup.datamodule, self.fid_real, self.extractor, self.cache_dir,
+                                        self.batch_size, setup.device, _dataset_key(setup.dataset))
+
+    @torch.no_grad()
+    def generated_features(self, gan, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and logits of ``count`` samples from fixed codes, every rank generating its share."""
+        world, rank = gan.world_size, gan.global_rank
+        share = math.ceil(count / world)
+        pools, logits = [], []
+        for chunk, start in enumerate(range(0, share, self.batch_size)):
+            z = gan.sample_latent(min(self.batch_size, share - start), "metrics", chunk, rank=rank)
+            pool, logit = self.extractor(to_uint8_truncated(gan.generate(z), gan.output_range))
+            pools.append(pool)
+            logits.append(logit)
+        pool, logit = torch.cat(pools), torch.cat(logits)
+        if world > 1:  # every rank gets every rank's features and computes the same numbers
+            pool, logit = gan.all_gather(pool).flatten(0, 1), gan.all_gather(logit).flatten(0, 1)
+        return pool[:count].cpu(), logit[:count].cpu()
+
+    def compute(self, gan) -> dict[str, float]:
+        pool, logits = self.generated_features(gan, max(self.is_samples, self.fid_samples))
+        names, results = self._names(), {}
+        if self.is_samples:
+            mean, std = inception_score(logits[: self.is_samples], self.is_splits)
+            results[names["is"]], results[names["is"] + "_std"] = mean, std
+        if self.fid_samples:
+            results[names["fid"]] = frechet_distance(feature_statistics(pool[: self.fid_samples]), self.real)
+        return results
