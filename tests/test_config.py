@@ -10,7 +10,11 @@ from conftest import GROUPS, group_options
 from omegaconf import OmegaConf
 
 from sngan_repro import build_models, compose, validate
+from sngan_repro.config import CONFIG_DIR
 from sngan_repro.errors import CheckpointError, ConfigError
+
+# The base each option of these groups extends: the keys (the schema) every option offers, written once.
+BASES = {"arch": "base_arch", "dataset": "base_dataset", "optim": "base_optim"}
 
 
 def test_defaults_are_sngan_cifar10_standard_cnn():
@@ -38,6 +42,39 @@ def test_every_option_composes_and_builds(group, option):
     size = cfg.dataset.image_size
     assert images.shape == (2, cfg.dataset.channels, size, size)
     assert discriminator(images).shape == (2,)
+
+
+def _leaves(node, prefix=()):
+    """(key path, value) of every leaf of a plain container; lists and empty dicts are leaves."""
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from _leaves(value, (*prefix, key))
+    else:
+        yield prefix, node
+
+
+def _lookup(node, path):
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return KeyError
+        node = node[key]
+    return node
+
+
+@pytest.mark.parametrize("group,option", [(group, option) for group in BASES for option in group_options(group)])
+def test_options_offer_their_base_without_restating_it(group, option):
+    base = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{BASES[group]}.yaml"))
+    own = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml"))
+    assert BASES[group] not in group_options(group)
+    # the option extends the base, directly or through another option of its group
+    defaults = own.pop("defaults", [])
+    assert f"/{BASES[group]}@_here_" in defaults or set(defaults) & set(group_options(group)), defaults
+    composed = OmegaConf.to_container(compose([f"{group}={option}"])[group])
+    for path, value in _leaves(base):
+        # every key of the schema is offered, and every ??? of it given a value
+        assert _lookup(composed, path) not in (KeyError, "???"), ".".join(path)
+        # and no option states a key of the base with the base's own value (interpolations compared as written)
+        assert value == "???" or _lookup(own, path) != value, f"{group}/{option} restates {'.'.join(path)}: {value}"
 
 
 @pytest.mark.parametrize(
