@@ -13,7 +13,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .callbacks import GeneratorStepProgressBar
 from .config import CONFIG_DIR, CONFIG_NAME, instantiate_checked, resolve, validate
 from .data import build_datamodule
 from .errors import ConfigError, SnganReproError
@@ -33,7 +32,7 @@ def instantiate_callbacks(cfg: DictConfig) -> list[pl.Callback]:
         if not isinstance(callback, pl.Callback):
             raise ConfigError(f"callbacks.{name}._target_={node._target_!r} is not a Lightning Callback.")
         # Lightning refuses a progress-bar callback when the bar is switched off
-        if cfg.trainer.enable_progress_bar or not isinstance(callback, GeneratorStepProgressBar):
+        if cfg.trainer.enable_progress_bar or not isinstance(callback, pl.callbacks.ProgressBar):
             callbacks.append(callback)
     return callbacks
 
@@ -53,9 +52,9 @@ def run(cfg: DictConfig) -> GAN:
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = GAN(cfg)  # cheap, and refuses sizes or options the architecture cannot serve
+    trainer = build_trainer(cfg, output_dir)  # refuses bad callback or logger settings before any data is read
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # a missing dataset stops the run here, before any training
-    trainer = build_trainer(cfg, output_dir)
     if not cfg.ckpt_path:  # a resumed run gets these layers' values back from its checkpoint
         initialize_from_data_(module, datamodule)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
