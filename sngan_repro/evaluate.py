@@ -25,7 +25,7 @@ from .metrics.reconstruction import reconstruction_loss
 from .metrics.scores import real_statistics
 from .module import GAN
 
-PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "torch-fidelity", "hydra-core", "numpy",
+PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torch-fidelity", "hydra-core", "numpy",
             "scipy", "sngan-repro")
 
 
