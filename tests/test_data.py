@@ -3,6 +3,7 @@ the resumable seeded sampler."""
 
 import subprocess
 import sys
+import urllib.error
 
 import pytest
 import torch
@@ -84,13 +85,24 @@ def test_cifar10_loads_the_real_on_disk_format(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("download", [True, False])
-def test_cifar10_offline_error_says_where_and_how(tmp_path, download):
+def test_cifar10_offline_error_says_where_and_how(tmp_path, monkeypatch, download):
+    # torchvision's fetch is replaced by an offline one, so the test never reaches the network (with one,
+    # torchvision would download the 163 MB archive); it records what torchvision asked for
+    requests = []
+
+    def offline_download(url, download_root, *args, **kwargs):
+        requests.append((url, str(download_root)))
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline_download)
     dm = CIFAR10DataModule(root=str(tmp_path / "cifar10"), download=download)
     with pytest.raises(DatasetUnavailableError) as error:
         dm.prepare_data()
+    # dataset.download=true asks torchvision for the archive into dataset.root; false never asks
+    assert requests == ([(torchvision.datasets.CIFAR10.url, str(tmp_path / "cifar10"))] if download else [])
     message = str(error.value)
     assert message.startswith(f"CIFAR-10 was not found (or is corrupt) in {tmp_path / 'cifar10'} and ")
-    assert ("the download failed" in message) == download
+    assert ("the download failed" in message and "no network" in message) == download
     assert "cifar-10-python.tar.gz" in message and "dataset.root" in message
     assert message.count(". ") == 0  # one sentence
 
