@@ -18,8 +18,10 @@ shapes, so it runs offline.
 import argparse
 import copy
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -82,6 +84,17 @@ def reconstruction_section(args: argparse.Namespace, device: torch.device) -> fl
     return paired_ratio(times["evaluation"], times["raw"])
 
 
+def random_inception_weights(path: str) -> str:
+    """The tests' random Inception weights (tests/helpers/inception.py): test support patches torch-fidelity's
+    internals, so it is kept out of the installed package; this script runs from a checkout, as the tests do."""
+    tests = str(Path(__file__).resolve().parent.parent / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from helpers.inception import write_random_weights
+
+    return write_random_weights(path)
+
+
 def inception_section(args: argparse.Namespace, device: torch.device) -> float:
     """Throughput of our Inception feature path (quantize the generator's float output, extract
     pool features and logits, collect them on the CPU) relative to torch-fidelity's bare extractor
@@ -91,11 +104,11 @@ def inception_section(args: argparse.Namespace, device: torch.device) -> float:
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
     from sngan_repro.data.pixels import to_uint8_truncated
-    from sngan_repro.metrics.inception import load_inception, write_random_weights
+    from sngan_repro.metrics.inception import load_inception
     from sngan_repro.metrics.scores import extract
 
     with tempfile.TemporaryDirectory() as folder:
-        weights = args.inception_weights or write_random_weights(f"{folder}/weights.pth")
+        weights = args.inception_weights or random_inception_weights(f"{folder}/weights.pth")
         ours = load_inception(weights, device)
         bare = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
                                            feature_extractor_weights_path=weights).to(device)

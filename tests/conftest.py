@@ -45,7 +45,7 @@ def tiny_cfg(tmp_path):
 def inception_weights(tmp_path_factory):
     """Torch-fidelity's Inception with the real shapes and random (He-scaled) values: the real
     loading and feature code, offline; its numbers mean nothing."""
-    from sngan_repro.metrics.inception import write_random_weights
+    from helpers.inception import write_random_weights
 
     return write_random_weights(tmp_path_factory.mktemp("inception") / "weights-inception-random.pth")
 

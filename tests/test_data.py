@@ -1,15 +1,14 @@
 """Datamodules: the embedded digits, CIFAR-10 in its real on-disk format, the offline error, and
 the resumable seeded sampler."""
 
-import os
-import pickle
 import subprocess
 import sys
+import urllib.error
 
-import numpy as np
 import pytest
 import torch
 import torchvision.datasets.cifar
+from helpers.datasets import files_exist, write_cifar10
 
 from sngan_repro.data import CIFAR10DataModule, DigitsDataModule, ResumableSampler
 from sngan_repro.errors import ConfigError, DatasetUnavailableError
@@ -73,27 +72,9 @@ def test_dataloader_resumes_at_consumed_batches():
     assert torch.equal(next(iter(dm.train_dataloader())), batches[3])
 
 
-def _write_cifar10(root, images_per_batch=4):
-    """CIFAR-10's python format: pickled dicts of (N, 3072) uint8 rows, channel-major (R, G, B planes)."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    rows = []
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, size=(images_per_batch, 3072), dtype=np.uint8)
-        with open(folder / name, "wb") as f:
-            pickle.dump({"data": data, "labels": [0] * images_per_batch}, f)
-        if name != "test_batch":
-            rows.append(data)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [str(i) for i in range(10)]}, f)
-    return np.concatenate(rows)
-
-
 def test_cifar10_loads_the_real_on_disk_format(tmp_path, monkeypatch):
-    rows = _write_cifar10(tmp_path)
-    # the files are not the real ones, so torchvision's md5 check is reduced to "file exists"
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
+    rows = write_cifar10(tmp_path)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", files_exist)
     dm = CIFAR10DataModule(root=str(tmp_path), download=False, batch_size=4)
     dm.prepare_data()
     dm.setup()
@@ -104,13 +85,24 @@ def test_cifar10_loads_the_real_on_disk_format(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("download", [True, False])
-def test_cifar10_offline_error_says_where_and_how(tmp_path, download):
+def test_cifar10_offline_error_says_where_and_how(tmp_path, monkeypatch, download):
+    # torchvision's fetch is replaced by an offline one, so the test never reaches the network (with one,
+    # torchvision would download the 163 MB archive); it records what torchvision asked for
+    requests = []
+
+    def offline_download(url, download_root, *args, **kwargs):
+        requests.append((url, str(download_root)))
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline_download)
     dm = CIFAR10DataModule(root=str(tmp_path / "cifar10"), download=download)
     with pytest.raises(DatasetUnavailableError) as error:
         dm.prepare_data()
+    # dataset.download=true asks torchvision for the archive into dataset.root; false never asks
+    assert requests == ([(torchvision.datasets.CIFAR10.url, str(tmp_path / "cifar10"))] if download else [])
     message = str(error.value)
     assert message.startswith(f"CIFAR-10 was not found (or is corrupt) in {tmp_path / 'cifar10'} and ")
-    assert ("the download failed" in message) == download
+    assert ("the download failed" in message and "no network" in message) == download
     assert "cifar-10-python.tar.gz" in message and "dataset.root" in message
     assert message.count(". ") == 0  # one sentence
 

@@ -2,7 +2,6 @@
 real code path (torchvision's readers); the held-out split; and the missing-data messages."""
 
 import io
-import os
 
 import lmdb
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 import torchvision.datasets.celeba
 import torchvision.datasets.cifar
 import torchvision.datasets.stl10
+from helpers.datasets import files_exist, write_cifar10
 from PIL import Image
 
 from sngan_repro.data import (
@@ -26,10 +26,6 @@ from sngan_repro.errors import ConfigError, DatasetUnavailableError
 RNG = np.random.default_rng(0)
 
 
-def _exists(path, md5=None):
-    return os.path.isfile(path)
-
-
 def _png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
@@ -39,19 +35,8 @@ def _png_bytes(array: np.ndarray) -> bytes:
 # -- CIFAR-10: pooled splits and class selection ----------------------------------------------------
 
 def test_cifar10_pools_test_split_and_selects_classes(tmp_path, monkeypatch):
-    import pickle
-
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    labels = {}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = RNG.integers(0, 256, size=(10, 3072), dtype=np.uint8)
-        labels[name] = list(range(10))
-        with open(folder / name, "wb") as f:
-            pickle.dump({"data": data, "labels": labels[name]}, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": ["c"] * 10}, f)
-    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", _exists)
+    write_cifar10(tmp_path, images_per_batch=10)  # one image of each class per batch
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", files_exist)
 
     def count(**options):
         dm = CIFAR10DataModule(root=str(tmp_path), download=False, batch_size=2, **options)
@@ -83,7 +68,7 @@ def _write_stl10(root, train=3, unlabeled=5):
 
 def test_stl10_reads_binaries_and_resizes_like_pil(tmp_path, monkeypatch):
     expected = _write_stl10(tmp_path)
-    monkeypatch.setattr(torchvision.datasets.stl10, "check_integrity", _exists)
+    monkeypatch.setattr(torchvision.datasets.stl10, "check_integrity", files_exist)
     native = STL10DataModule(root=str(tmp_path), download=False, image_size=96, batch_size=2)
     native.setup()
     assert torch.equal(native.train_set.images, torch.from_numpy(expected))  # train first, then unlabeled
@@ -116,7 +101,7 @@ def _write_celeba(root, count=4):
 
 def test_celeba_center_crops_160(tmp_path, monkeypatch):
     paths = _write_celeba(tmp_path)
-    monkeypatch.setattr(torchvision.datasets.celeba, "check_integrity", _exists)
+    monkeypatch.setattr(torchvision.datasets.celeba, "check_integrity", files_exist)
     dm = CelebADataModule(root=str(tmp_path), batch_size=2)
     dm.prepare_data()
     dm.setup()

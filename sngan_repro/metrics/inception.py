@@ -63,26 +63,3 @@ def load_inception(weights_path: str | None, device="cpu") -> InceptionFeatures:
             f"from torch-fidelity's releases elsewhere and set metrics.inception_weights=/path/to/{WEIGHTS_FILE}."
         ) from error
 
-
-def write_random_weights(path, seed: int = 0) -> str:
-    """Write a weights file with the network's real shapes and random values, for offline tests and
-    benchmarks of the real loading and feature code (its scores mean nothing).
-
-    He-scaled Gaussian convolutions keep the 2048-d features informative (PyTorch's default init
-    makes them collapse, FID ~ 1e-12 between any two sets); BN layers stay at identity.
-    """
-    from unittest import mock
-
-    from torch_fidelity import feature_extractor_inceptionv3 as module
-
-    with mock.patch.object(module, "load_state_dict_from_url", return_value={}), \
-            mock.patch.object(module.FeatureExtractorInceptionV3, "load_state_dict", return_value=None):
-        network = module.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in network.modules():
-            if isinstance(layer, nn.Conv2d):
-                fan_in = layer.weight[0].numel()
-                layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
-    torch.save(network.state_dict(), path)
-    return str(path)

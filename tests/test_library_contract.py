@@ -1,0 +1,135 @@
+"""The private or undocumented names of Lightning, PyTorch and torch-fidelity the code relies on.
+
+Each check says which file uses the name and how; it binds the arguments that file passes to the
+name's signature, so an upgrade that renames, removes or re-signs one fails here, by name, instead
+of somewhere inside a training run. pyproject caps pytorch-lightning below the next minor release
+for the same reason: raise the cap together with these checks.
+"""
+
+import inspect
+import re
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
+from torch import nn
+from torch.nn.utils import parametrize
+
+TRAINER, CANDIDATES = object(), {}  # placeholders: only the calls' shapes are checked
+
+
+def _callable_as(owner, name: str, used_in: str, *args, **kwargs):
+    """``owner.name`` exists and accepts the call ``used_in`` makes: ``owner.name(*args, **kwargs)``."""
+    where = f"{used_in} relies on {getattr(owner, '__name__', type(owner).__name__)}.{name}"
+    assert hasattr(owner, name), f"{where}, which this version no longer has"
+    function = getattr(owner, name)
+    try:
+        inspect.signature(function).bind(*args, **kwargs)
+    except TypeError as error:
+        pytest.fail(f"{where}{inspect.signature(function)}, which no longer takes the call it makes ({error})")
+    return function
+
+
+# -- Lightning: callbacks/checkpoint.py ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,args", [
+    ("_should_skip_saving_checkpoint", (TRAINER,)),  # skips saving in sanity checks, fast_dev_run, twice a step
+    ("_monitor_candidates", (TRAINER,)),  # overridden there (super() call) to add g_step to the candidates
+    ("_save_topk_checkpoint", (TRAINER, CANDIDATES)),
+    ("_save_last_checkpoint", (TRAINER, CANDIDATES)),
+])
+def test_model_checkpoint_private_hooks(name, args):
+    # unbound: the subclass calls them as self.<name>(...), so bind with a stand-in self
+    _callable_as(ModelCheckpoint, name, "callbacks/checkpoint.py (GeneratorStepCheckpoint)", object(), *args)
+
+
+# -- Lightning: callbacks/progress.py --------------------------------------------------------------------
+
+def test_progress_bar_private_hooks():
+    used_in = "callbacks/progress.py (GeneratorStepProgressBar)"
+    should_update = _callable_as(TQDMProgressBar, "_should_update", used_in, object(), 0, 0)  # (current, total)
+    bar = TQDMProgressBar(refresh_rate=5)
+    assert should_update(bar, 10, 100) and not should_update(bar, 11, 100), \
+        f"{used_in} relies on TQDMProgressBar._should_update(current, total) being 'current is a refresh step'"
+    assert isinstance(getattr(bar, "_leave", None), bool), \
+        f"{used_in} relies on TQDMProgressBar._leave (the leave= argument) to close its bar at the epoch's end"
+    assert isinstance(inspect.getattr_static(TQDMProgressBar, "train_progress_bar", None), property), \
+        f"{used_in} relies on the TQDMProgressBar.train_progress_bar property"
+    # a public hook, but called there with the trainer alone
+    _callable_as(TQDMProgressBar, "on_train_epoch_start", used_in, bar, TRAINER)
+
+
+# -- Lightning: module.py ----------------------------------------------------------------------------------
+
+def test_lightning_module_trainer_reference():
+    # module.py's world_size reads self._trainer: the public .trainer raises when no trainer is attached
+    module = pl.LightningModule()
+    assert hasattr(module, "_trainer") and module._trainer is None, \
+        "module.py (GAN.world_size) relies on LightningModule._trainer being None before fit"
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    module.trainer = trainer
+    assert module._trainer is trainer, "module.py (GAN.world_size) relies on LightningModule._trainer"
+
+
+# -- PyTorch ------------------------------------------------------------------------------------------------
+
+def test_transposed_convolutions_share_a_private_base():
+    base = getattr(nn.modules.conv, "_ConvTransposeNd", None)
+    assert base is not None, "nn/weight_norm.py (output_dim) relies on torch.nn.modules.conv._ConvTransposeNd"
+    assert all(issubclass(cls, base) for cls in (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
+    assert not any(issubclass(cls, base) for cls in (nn.Conv1d, nn.Conv2d, nn.Linear)), \
+        "nn/weight_norm.py (output_dim) takes _ConvTransposeNd for 'output units along dim 1'"
+
+
+def test_parametrization_module_names():
+    # nn/normalizing.py maps "<layer>.parametrizations.<tensor>.<index>" back to "<layer>" with a regex
+    class Identity(nn.Module):
+        def forward(self, weight):
+            return weight
+
+    net = nn.Sequential(nn.Linear(2, 2))
+    parametrize.register_parametrization(net[0], "weight", Identity())
+    names = [name for name, module in net.named_modules() if isinstance(module, Identity)]
+    assert names == ["0.parametrizations.weight.0"], \
+        f"nn/normalizing.py (_PARAMETRIZATION_SUFFIX) parses parametrization names; torch now gives {names}"
+    from sngan_repro.nn.normalizing import _layer_name
+
+    assert _layer_name(names[0]) == "0"
+
+
+def test_tensorboard_summary_writer_internals(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import hparams
+
+    used_in = "callbacks/hparams.py (HParamsSummary)"
+    _callable_as(torch.utils.tensorboard.summary, "hparams", used_in, {"a": 1}, {"m": 0.0})
+    summaries = hparams({"a": 1}, {"m": 0.0})
+    assert len(summaries) == 3, f"{used_in} unpacks torch's hparams() into (experiment, start, end)"
+    writer = SummaryWriter(str(tmp_path))
+    try:
+        _callable_as(writer.file_writer, "add_summary", f"{used_in}, through SummaryWriter.file_writer,",
+                     summaries[0])
+    finally:
+        writer.close()
+
+
+# -- torch-fidelity (module-level functions, not its documented calculate_metrics) ---------------------------
+
+def test_torch_fidelity_functions():
+    from torch_fidelity import feature_extractor_inceptionv3, metric_fid, metric_isc
+
+    _callable_as(metric_isc, "isc_features_to_metric", "metrics/scores.py (inception_score)",
+                 torch.zeros(2, 3), splits=1, shuffle=True, rng_seed=2020)
+    _callable_as(metric_fid, "fid_features_to_statistics", "metrics/scores.py (feature_statistics)", torch.zeros(2, 3))
+    _callable_as(metric_fid, "fid_statistics_to_metric", "metrics/scores.py (frechet_distance)", {}, {}, verbose=False)
+    extractor = feature_extractor_inceptionv3.FeatureExtractorInceptionV3
+    _callable_as(extractor, "__init__", "metrics/inception.py (InceptionFeatures)", object(), "inception-v3-compat",
+                 ["2048", "logits_unbiased"], feature_extractor_weights_path=None)
+    # tests/helpers/inception.py builds the network without its published weights by patching these
+    assert hasattr(feature_extractor_inceptionv3, "load_state_dict_from_url"), \
+        "tests/helpers/inception.py patches torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url"
+    source = inspect.getsource(extractor.__init__)
+    assert re.search(r"\bload_state_dict_from_url\(", source) and re.search(r"\.load_state_dict\(", source), \
+        "tests/helpers/inception.py expects FeatureExtractorInceptionV3.__init__ to download and load its weights"
