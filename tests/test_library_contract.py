@@ -41,7 +41,8 @@ def _callable_as(owner, name: str, used_in: str, *args, **kwargs):
 ])
 def test_model_checkpoint_private_hooks(name, args):
     # unbound: the subclass calls them as self.<name>(...), so bind with a stand-in self
-    _callable_as(ModelCheckpoint, name, "callbacks/checkpoint.py (GeneratorStepCheckpoint)", object(), *args)
+    _callable_as(ModelCheckpoint, name, "callbacks/checkpoint.py (GeneratorStepCheckpoint, BestCheckpoint)", object(),
+                 *args)
 
 
 # -- Lightning: callbacks/progress.py --------------------------------------------------------------------
@@ -63,7 +64,7 @@ def test_progress_bar_private_hooks():
 # -- Lightning: module.py ----------------------------------------------------------------------------------
 
 def test_lightning_module_trainer_reference():
-    # module.py's world_size reads self._trainer: the public .trainer raises when no trainer is attached
+    # module.py (world_size, _backward) reads self._trainer: the public .trainer raises when no trainer is attached
     module = pl.LightningModule()
     assert hasattr(module, "_trainer") and module._trainer is None, \
         "module.py (GAN.world_size) relies on LightningModule._trainer being None before fit"
