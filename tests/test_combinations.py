@@ -208,7 +208,6 @@ def test_every_normalization_keeps_its_invariant_on_every_architecture(family, n
     CHECKS[norm](module, record.state)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_generator_spectral_norm_holds_on_every_generator(family, tmp_path):
     """gen_norm=sn (Feng, Xu & Li): every conv, transposed conv and dense weight of any generator has sigma 1. Ten

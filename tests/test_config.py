@@ -27,6 +27,7 @@ def test_defaults_are_sngan_cifar10_standard_cnn():
     assert cfg.arch.latent_dim == 128
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "group,option", [(group, option) for group in GROUPS for option in group_options(group)]
 )
@@ -155,18 +156,21 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+@pytest.mark.slow
 def test_help_lists_groups_and_options():
     out = _cli("--help").stdout.splitlines()
     for group in GROUPS:
         assert f"{group}: {', '.join(sorted(group_options(group)))}" in out, group
 
 
+@pytest.mark.slow
 def test_cfg_job_prints_composed_config():
     result = _cli("experiment=quickstart", "--cfg", "job")
     assert result.returncode == 0
     assert "DigitsDataModule" in result.stdout and "steps: 1500" in result.stdout
 
 
+@pytest.mark.slow
 def test_unknown_option_names_the_accepted_ones():
     result = _cli("norm=nosuchnorm")
     assert result.returncode != 0
@@ -174,6 +178,7 @@ def test_unknown_option_names_the_accepted_ones():
     assert "Available options in 'norm'" in result.stderr
 
 
+@pytest.mark.slow
 def test_compose_matches_command_line():
     printed = yaml.safe_load(_cli("experiment=quickstart", "norm=none", "--cfg", "job", "--resolve").stdout)
     composed = OmegaConf.to_container(compose(["experiment=quickstart", "norm=none"]))

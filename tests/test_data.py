@@ -107,6 +107,7 @@ def test_cifar10_offline_error_says_where_and_how(tmp_path, monkeypatch, downloa
     assert message.count(". ") == 0  # one sentence
 
 
+@pytest.mark.slow
 def test_cifar10_missing_stops_the_command_before_training(tmp_path):
     run_dir = tmp_path / "run"
     result = subprocess.run(

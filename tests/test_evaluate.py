@@ -31,6 +31,7 @@ def trained_checkpoint(tmp_path_factory):
     return folder / "run" / "checkpoints" / "last.ckpt", folder
 
 
+@pytest.mark.slow
 def test_evaluate_writes_every_number_with_its_protocol(trained_checkpoint):
     checkpoint, folder = trained_checkpoint
     output = folder / "digits.json"
@@ -62,6 +63,7 @@ def test_evaluate_writes_every_number_with_its_protocol(trained_checkpoint):
     assert "digits_fid/200_vs_train300" in result.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_with_inception_weights_file(trained_checkpoint, inception_weights):
     checkpoint, folder = trained_checkpoint
     output = folder / "inception.json"
@@ -76,6 +78,7 @@ def test_evaluate_with_inception_weights_file(trained_checkpoint, inception_weig
     assert "inception-v3-compat[weights-inception-random.pth-" in results["fid/10_vs_train12"]["protocol"]
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_bad_input_with_one_sentence(trained_checkpoint, tmp_path):
     checkpoint, _ = trained_checkpoint
     missing = _evaluate(f"ckpt={tmp_path / 'none.ckpt'}", "metrics=digits")
@@ -105,6 +108,7 @@ def test_quickstart_digits_fid_improves_threefold(tmp_path):
     assert "_hparams_/experiment" in hparams and b"quickstart" in hparams["_hparams_/session_start_info"]
 
 
+@pytest.mark.slow
 def test_evaluate_finds_a_moved_checkpoints_data_under_its_paths_data_dir(tmp_path):
     """The checkpoint records where its data was; evaluate looks the dataset up under its own paths.data_dir, so a
     run directory and a data folder moved elsewhere (another machine) still evaluate."""

@@ -138,6 +138,7 @@ def test_offline_run_trains_with_metrics_off(tiny_cfg, capsys):
     assert "Training goes on without metrics.measures.inception" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_weights_file_gives_metrics_in_a_run(tiny_cfg, tmp_path, inception_weights):
     from sngan_repro.train import run
 

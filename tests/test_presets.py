@@ -26,6 +26,7 @@ def _load_sweeps():
     return module.SWEEPS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PAPER_PRESETS)
 def test_preset_trains_three_steps_on_synthetic_data_of_its_size(preset, tmp_path):
     cfg = compose([f"experiment={preset}"])
@@ -76,6 +77,7 @@ def _sweep_points() -> list[tuple[str, ...]]:
             for point in _expand(overrides)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(_load_sweeps()))
 def test_every_sweep_point_composes_and_validates(name):
     _, commands = _load_sweeps()[name]

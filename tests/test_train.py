@@ -96,6 +96,7 @@ RESUMED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(RESUMED))
 def test_resume_continues_the_same_run(tiny_cfg, tmp_path, case):
     """2N generator steps in one go == N steps, then resume from the checkpoint for N more: every weight, buffer
@@ -171,6 +172,7 @@ def test_resuming_a_finished_run_does_not_train_further(tiny_cfg, tmp_path, monk
                if isinstance(value, torch.Tensor))
 
 
+@pytest.mark.slow
 def test_a_failing_job_does_not_stop_a_sweep(tmp_path):
     import subprocess
     import sys
