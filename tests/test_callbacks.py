@@ -87,6 +87,7 @@ def test_bad_metric_and_callback_entries_are_refused_with_one_sentence(tmp_path,
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_a_callback_is_added_and_removed_from_the_command_line(tmp_path):
     """Through the real command line: a second sample-grid callback into another folder; the default one off."""
     extra = ("+callbacks.every_other={_target_: sngan_repro.callbacks.FixedLatentSamples, every_n_g_steps: 2, "
