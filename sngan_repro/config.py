@@ -6,11 +6,10 @@ from pathlib import Path
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .errors import CheckpointError, ConfigError, SnganReproError
+from .errors import CheckpointError, ConfigError
+from .metrics.base import check_metrics
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 CONFIG_NAME = "train"
@@ -64,17 +63,6 @@ def with_data_dir(cfg: DictConfig, data_dir: str) -> DictConfig:
     return moved
 
 
-def instantiate_checked(node, **kwargs):
-    """``hydra.utils.instantiate`` that lets the project's one-sentence errors through unwrapped."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as error:
-        cause = error.__cause__
-        if isinstance(cause, SnganReproError):
-            raise cause from None
-        raise ConfigError(f"Could not build {node.get('_target_')!r} from the config: {cause or error}") from error
-
-
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -92,8 +80,6 @@ def validate(cfg: DictConfig) -> None:
                  f"train.{key}={train[key]} must be a positive integer.")
     _require(isinstance(train.diagnostics_every, int) and train.diagnostics_every >= 0,
              f"train.diagnostics_every={train.diagnostics_every} must be 0 (off) or a positive integer.")
-    from .metrics.base import check_metrics  # here: the metrics build on this module's instantiate_checked
-
     check_metrics(cfg)
     _require(isinstance(train.checkpoint_every, int) and train.checkpoint_every >= 0,
              f"train.checkpoint_every={train.checkpoint_every} must be 0 (final checkpoint only) "

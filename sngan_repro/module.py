@@ -16,8 +16,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LambdaLR
 
-from .config import instantiate_checked
 from .errors import CheckpointError, TrainingDivergedError
+from .instantiate import instantiate_checked
 from .losses import GANLoss
 from .models import build_models
 from .nn import normalizing_constants, projected_layers

@@ -13,9 +13,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .config import CONFIG_DIR, CONFIG_NAME, instantiate_checked, resolve, validate
+from .config import CONFIG_DIR, CONFIG_NAME, resolve, validate
 from .data import build_datamodule
 from .errors import ConfigError, SnganReproError
+from .instantiate import instantiate_checked
 from .module import GAN
 from .nn import initialize_from_data_
 

@@ -18,7 +18,7 @@ __all__ = [
 
 def build_datamodule(cfg) -> ImageDataModule:
     """The datamodule of ``cfg.dataset``, batching and scaling for the configured run and architecture."""
-    from ..config import instantiate_checked
+    from ..instantiate import instantiate_checked
 
     return instantiate_checked(cfg.dataset, batch_size=cfg.train.batch_size,
                                value_range=list(cfg.arch.output_range), seed=cfg.seed)

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from ..config import instantiate_checked
 from ..errors import ConfigError
+from ..instantiate import instantiate_checked
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ and dense layer of any generator goes through ``gen_norm``'s ``wrap_weight_layer
 from omegaconf import DictConfig
 from torch import nn
 
-from ..config import instantiate_checked
 from ..errors import ConfigError
+from ..instantiate import instantiate_checked
 from ..nn import OutputHead
 from ..normalizations import Normalization, build_normalization
 

@@ -16,8 +16,8 @@ tensor (weight clipping, SAN's projection), refuses such a layer with one senten
 
 from torch import nn
 
-from ..config import instantiate_checked
 from ..errors import ConfigError
+from ..instantiate import instantiate_checked
 
 
 class Normalization:
