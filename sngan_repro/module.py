@@ -194,7 +194,7 @@ class GAN(pl.LightningModule):
 
     def _project(self, network: str) -> None:
         for layer in self._projected[network]:
-            layer.project_()
+            layer.project_after_step_()
 
     def _schedulers(self) -> list:
         schedulers = self.lr_schedulers()

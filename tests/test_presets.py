@@ -67,9 +67,11 @@ def _composed(point: tuple[str, ...]):
 
 
 def _identity(cfg) -> str:
-    """What a run computes: its whole resolved config but where it writes (paths, the logger's folder)."""
-    return json.dumps({key: value for key, value in OmegaConf.to_container(cfg).items()
-                       if key not in ("paths", "logger")}, sort_keys=True)
+    """What a run computes: its whole resolved config but where it writes (paths, the logger's folder, and the run
+    directory inside the callbacks' settings: each composition gets its own time-stamped one)."""
+    identity = json.dumps({key: value for key, value in OmegaConf.to_container(cfg).items()
+                           if key not in ("paths", "logger")}, sort_keys=True)
+    return identity.replace(cfg.paths.output_dir, "<run directory>")
 
 
 def _sweep_points() -> list[tuple[str, ...]]:

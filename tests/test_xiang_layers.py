@@ -212,7 +212,7 @@ def test_slope_clipped_prelu_and_tprelu_ask_the_loop_to_clip_their_slopes():
 
     assert projected_layers(model) == [model[0], model[1][0], model[2]]
     for layer in projected_layers(model):
-        layer.project_()
+        layer.project_after_step_()
     for slope, before in zip(slopes, stepped):
         assert torch.equal(slope[:2], torch.tensor([1.0, 0.0]))
         assert torch.equal(slope[2:], before[2:])

@@ -2,7 +2,7 @@
 
 A layer opts in by defining the method; the loop finds such layers by these protocols:
 
-- ``project_()``: called after every optimizer step of the network holding the layer, to keep its
+- ``project_after_step_()``: called after every optimizer step of the network holding the layer, to keep its
   parameters in their set (Xiang & Li's PReLU slopes in [0, 1]).
 - ``initialize_from_data(mean, std)`` with ``wants_data_statistics`` true: called once at the start of a
   fresh run with the training set's per-channel mean and std in output-range units (Mullery & Whelan's
@@ -17,7 +17,7 @@ from torch import nn
 
 @runtime_checkable
 class ProjectedAfterStep(Protocol):
-    def project_(self) -> None: ...
+    def project_after_step_(self) -> None: ...
 
 
 @runtime_checkable

@@ -90,11 +90,11 @@ class AffineWeightNorm(nn.Module):
 
 
 class SlopeClippedPReLU(nn.PReLU):
-    """A per-channel PReLU whose slopes are projected to [0, 1] after every optimizer step (``project_``, the
-    loop's protocol): the authors' Lua code projects the stored parameter, keeping the unit monotone."""
+    """A per-channel PReLU whose slopes are projected to [0, 1] after every optimizer step
+    (``project_after_step_``, the loop's protocol): the authors' Lua code projects the stored parameter."""
 
     @torch.no_grad()
-    def project_(self) -> None:
+    def project_after_step_(self) -> None:
         self.weight.clamp_(0.0, 1.0)
 
 
