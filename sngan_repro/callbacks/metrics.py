@@ -19,7 +19,6 @@ class MetricsCallback(GeneratorStepCallback):
     def __init__(self, metrics: dict[str, Metric], required: bool = False):
         super().__init__()
         self.metrics, self.required = dict(metrics or {}), required
-        self.last: dict[str, float] = {}  # the latest value of every name
 
     def logged_names(self) -> dict[str, int]:
         return {name: metric.every for metric in self.metrics.values() for name in metric.names()}
@@ -53,13 +52,11 @@ class MetricsCallback(GeneratorStepCallback):
             if is_due(pl_module, metric.every):
                 self.measure(trainer, pl_module, metric, monitorable=in_training_step)
 
-    def measure(self, trainer, pl_module, metric: Metric, monitorable: bool) -> dict[str, float]:
+    def measure(self, trainer, pl_module, metric: Metric, monitorable: bool) -> None:
         values = metric.compute(pl_module)
-        self.last.update(values)
         self.log_scalars(trainer, pl_module, values, monitorable)
         if trainer.is_global_zero:
             for tag, image in metric.images().items():
                 for logger in trainer.loggers:
                     if isinstance(logger, TensorBoardLogger):
                         logger.experiment.add_image(tag, image, global_step=pl_module.g_step)
-        return values
