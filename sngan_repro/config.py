@@ -102,6 +102,15 @@ def validate(cfg: DictConfig) -> None:
         check_checkpoint(cfg.ckpt_path)
 
 
+def check_batch_split(cfg: DictConfig, world_size: int) -> None:
+    """``train.batch_size`` and ``train.g_batch_size`` are global batches: each of the ``world_size`` ranks takes an
+    equal share of them."""
+    for key in ("batch_size", "g_batch_size"):
+        _require(cfg.train[key] % world_size == 0,
+                 f"train.{key}={cfg.train[key]} does not split evenly over the {world_size} ranks (trainer.devices x "
+                 f"trainer.num_nodes); it is the global batch, so use a multiple of {world_size}.")
+
+
 def check_checkpoint(path) -> Path:
     """A resumable checkpoint exists and is a torch zip archive; raise CheckpointError otherwise."""
     path = Path(path)

@@ -4,8 +4,13 @@ generator update.
 Run length, logging and checkpoints count generator updates (``g_step``), as the papers do;
 Lightning's ``global_step`` counts every optimizer step of both networks. All training state
 (counters, optimizer and scheduler states, normalization buffers) is in the checkpoint, and
-every noise draw comes from a generator seeded by (seed, rank, stream, step), so a resumed run
+every noise draw comes from a generator seeded by (seed, stream, step), so a resumed run
 draws exactly what an uninterrupted one would.
+
+Under DDP (``sngan_repro.distributed``) ``train.batch_size`` is the global batch. Every rank makes
+the draw of the whole global batch and keeps rows ``rank::world_size``, the rows of the real
+batch it holds (``data.base.ResumableSampler``), so the ranks together compute what one process
+computes on the global batch, whatever the number of ranks.
 """
 
 import hashlib
@@ -26,15 +31,28 @@ from .normalizations import build_normalization
 _NOISE_STREAMS = ("discriminator", "generator", "fixed", "penalty", "normalization", "metrics")
 
 
-def stream_seed(seed: int, rank: int, stream: str, step: int) -> int:
-    """A 63-bit seed for one draw of one noise stream on one rank."""
-    key = f"{seed}/{rank}/{_NOISE_STREAMS.index(stream)}/{step}".encode()
+def stream_seed(seed: int, stream: str, step: int) -> int:
+    """A 63-bit seed for one draw of one noise stream, the same on every rank."""
+    # the "/0/" is where a rank once was: kept so that seeded runs reproduce the runs made before
+    key = f"{seed}/0/{_NOISE_STREAMS.index(stream)}/{step}".encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
 
 
 def _gradient_norm(module: torch.nn.Module) -> torch.Tensor:
     norms = [p.grad.detach().norm() for p in module.parameters() if p.grad is not None]
     return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+
+
+class RankShare:
+    """Draws made as for all ranks' samples together, of which this rank keeps rows ``rank::world_size``."""
+
+    def __init__(self, generator: torch.Generator, rank: int, world_size: int):
+        self.generator, self.rank, self.world_size = generator, rank, world_size
+
+    def rand(self, n: int, *shape: int) -> torch.Tensor:
+        """U(0, 1) of shape (n, *shape) for this rank's n samples."""
+        draw = torch.rand((n * self.world_size, *shape), generator=self.generator, device=self.generator.device)
+        return draw[self.rank :: self.world_size]
 
 
 class GAN(pl.LightningModule):
@@ -61,7 +79,10 @@ class GAN(pl.LightningModule):
         self.output_range = tuple(self.cfg.arch.output_range)
         self._noise_generators: dict[torch.device, torch.Generator] = {}
         # the codes of the sample grids: the same all run long, on every rank
-        self.register_buffer("fixed_z", self.sample_latent(self.cfg.train.num_samples, "fixed", 0, rank=0))
+        self.register_buffer("fixed_z", self.latent_draw(self.cfg.train.num_samples, "fixed", 0))
+        # each network's DistributedDataParallel wrapper under DDP, set by sngan_repro.distributed.GANStrategy
+        # (a plain dict: the wrappers are not submodules, so checkpoints are the same with and without DDP)
+        self.distributed_wrappers: dict[str, torch.nn.Module] = {}
 
         self.g_step = 0  # generator updates done
         self.d_step = 0  # discriminator updates done
@@ -77,21 +98,35 @@ class GAN(pl.LightningModule):
         return self._trainer.world_size if self._trainer is not None else 1
 
     # -- noise -------------------------------------------------------------------------------
-    def rng(self, stream: str, step: int, rank: int | None = None) -> torch.Generator:
-        """A generator on this module's device seeded by (seed, rank, stream, step) only."""
+    def rng(self, stream: str, step: int) -> torch.Generator:
+        """A generator on this module's device seeded by (seed, stream, step) only: the same on every rank."""
         generator = self._noise_generators.get(self.device)
         if generator is None:
             generator = self._noise_generators[self.device] = torch.Generator(self.device)
-        rank = self.global_rank if rank is None else rank
-        return generator.manual_seed(stream_seed(self.cfg.seed, rank, stream, step))
+        return generator.manual_seed(stream_seed(self.cfg.seed, stream, step))
 
-    def sample_latent(self, n: int, stream: str, step: int, rank: int | None = None) -> torch.Tensor:
-        """n codes from the latent prior, a function of (seed, rank, stream, step) only."""
-        generator, device = self.rng(stream, step, rank), self.device
+    def latent_draw(self, n: int, stream: str, step: int) -> torch.Tensor:
+        """n codes from the latent prior, a function of (seed, stream, step) only (the same on every rank)."""
+        generator, device = self.rng(stream, step), self.device
         shape = (n, self.cfg.arch.latent_dim)
         if self.cfg.arch.latent_distribution == "uniform":
-            return torch.rand(shape, generator=generator, device=device).mul_(2).sub_(1)
-        return torch.randn(shape, generator=generator, device=device)
+            codes = torch.rand(shape, generator=generator, device=device).mul_(2).sub_(1)
+        else:
+            codes = torch.randn(shape, generator=generator, device=device)
+        return codes.to(self.dtype)  # drawn in float32 whatever the precision, so every precision draws alike
+
+    def sample_latent(self, n: int, stream: str, step: int) -> torch.Tensor:
+        """This rank's n codes: its rows of the draw for all ranks' n * world_size."""
+        return self.latent_draw(n * self.world_size, stream, step)[self.global_rank :: self.world_size]
+
+    def rank_share(self, stream: str, step: int) -> "RankShare":
+        """Uniform draws of one stream and step, made for all ranks and cut to this rank's rows."""
+        return RankShare(self.rng(stream, step), self.global_rank, self.world_size)
+
+    def trained(self, network: str) -> torch.nn.Module:
+        """``generator`` or ``discriminator`` as trained: under DDP its wrapper, whose backward all-reduces the
+        network's gradients (once per backward), else the network itself."""
+        return self.distributed_wrappers.get(network) or getattr(self, network)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor) -> torch.Tensor:
@@ -142,9 +177,10 @@ class GAN(pl.LightningModule):
         z = self.sample_latent(real.shape[0], "discriminator", step)
         with torch.no_grad():
             fake = self.generator(z)
-        d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+        critic = self.trained("discriminator")
+        d_real, d_fake = critic(real), critic(fake)
         loss = self.loss.discriminator(d_real, d_fake)
-        penalty = self.norm.penalty(self.discriminator, real, fake, self.rng("penalty", step))
+        penalty = self.norm.penalty(critic, real, fake, self.rank_share("penalty", step))
         return (loss if penalty is None else loss + penalty), penalty, d_real, d_fake
 
     def n_dis(self, g_step: int) -> int:
@@ -167,7 +203,7 @@ class GAN(pl.LightningModule):
         self._backward(loss)
         opt.step()
         self._project("discriminator")
-        self.norm.after_discriminator_update(self.discriminator, self.d_step, self.rng("normalization", self.d_step, 0))
+        self.norm.after_discriminator_update(self.discriminator, self.d_step, self.rng("normalization", self.d_step))
         self.d_step += 1
         # raw tensors: reduced to scalars only on logging steps (no per-step host sync)
         outputs = {"loss/d": loss.detach(), "d_out/real": d_real.detach(), "d_out/fake": d_fake.detach()}
@@ -176,9 +212,9 @@ class GAN(pl.LightningModule):
         return outputs
 
     def _generator_update(self, opt) -> dict:
-        z = self.sample_latent(self.cfg.train.g_batch_size, "generator", self.g_step)
+        z = self.sample_latent(self.cfg.train.g_batch_size // self.world_size, "generator", self.g_step)
         with self.toggled_optimizer(opt):  # D's parameters get no gradients
-            d_fake = self.discriminator(self.generator(z))
+            d_fake = self.discriminator(self.trained("generator")(z))
             loss = self.loss.generator(d_fake)
             opt.zero_grad(set_to_none=True)
             self._backward(loss)

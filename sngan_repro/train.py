@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .config import CONFIG_DIR, CONFIG_NAME, resolve, validate
+from .config import CONFIG_DIR, CONFIG_NAME, check_batch_split, resolve, validate
 from .data import build_datamodule
 from .errors import ConfigError, SnganReproError
 from .instantiate import instantiate_checked
@@ -51,9 +51,10 @@ def run(cfg: DictConfig) -> GAN:
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
 
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = GAN(cfg)  # cheap, and refuses sizes or options the architecture cannot serve
     trainer = build_trainer(cfg, output_dir)  # refuses bad callback or logger settings before any data is read
+    check_batch_split(cfg, trainer.world_size)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)  # every rank initializes alike (DDP checks it too)
+    module = GAN(cfg)  # cheap, and refuses sizes or options the architecture cannot serve
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # a missing dataset stops the run here, before any training
     if not cfg.ckpt_path:  # a resumed run gets these layers' values back from its checkpoint

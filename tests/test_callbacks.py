@@ -33,7 +33,7 @@ class MeanPixel(Metric):
         return {f"toy/mean_pixel_{SAMPLES}": f"mean pixel value of {SAMPLES} samples, generator in eval mode"}
 
     def compute(self, gan) -> dict[str, float]:
-        return {f"toy/mean_pixel_{SAMPLES}": gan.generate(gan.sample_latent(SAMPLES, "metrics", 0)).mean().item()}
+        return {f"toy/mean_pixel_{SAMPLES}": gan.generate(gan.latent_draw(SAMPLES, "metrics", 0)).mean().item()}
 
 
 TOY = f"+metrics.measures.toy={{_target_: {__name__}.MeanPixel, every: 2}}"
@@ -47,7 +47,7 @@ def _scalars(folder) -> EventAccumulator:
 
 def test_a_new_metric_is_one_class_and_one_preset_entry(tmp_path):
     module = run(compose(tiny_run_overrides(tmp_path / "run", 5, TOY, "logger=tensorboard")))
-    expected = module.generate(module.sample_latent(SAMPLES, "metrics", 0)).mean().item()  # the final generator
+    expected = module.generate(module.latent_draw(SAMPLES, "metrics", 0)).mean().item()  # the final generator
     logged = {event.step: event.value for event in _scalars(tmp_path / "run").Scalars("toy/mean_pixel_32")}
     assert list(logged) == [0, 2, 4, 5] and logged[5] == pytest.approx(expected, rel=1e-6)
     assert len(set(logged.values())) == 4  # measured anew each time, not one value repeated

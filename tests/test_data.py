@@ -57,11 +57,17 @@ def test_sampler_is_an_endless_sequence_of_seeded_permutations():
     assert [next(resumed) for _ in range(12)] == first[13:25]
 
 
-def test_sampler_ranks_take_disjoint_shares():
-    shares = [iter(ResumableSampler(11, seed=0, rank=r, world_size=2)) for r in range(2)]
-    passes = [[next(s) for _ in range(5)] for s in shares]
-    assert not set(passes[0]) & set(passes[1])
-    assert len(set(passes[0]) | set(passes[1])) == 10
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_sampler_ranks_interleave_the_single_process_stream(world_size):
+    """Rank r takes positions r, r + w, ... of the global stream (11 images: passes do not split evenly), and a
+    rank resumed at its k-th index continues there, so the ranks' k-th batches make the global k-th batch."""
+    single = iter(ResumableSampler(11, seed=0))
+    stream = [next(single) for _ in range(60)]
+    for rank in range(world_size):
+        share = iter(ResumableSampler(11, seed=0, rank=rank, world_size=world_size))
+        assert [next(share) for _ in range(60 // world_size)] == stream[rank::world_size]
+        resumed = iter(ResumableSampler(11, seed=0, start=7, rank=rank, world_size=world_size))
+        assert [next(resumed) for _ in range(5)] == stream[rank::world_size][7:12]
 
 
 def test_dataloader_resumes_at_consumed_batches():

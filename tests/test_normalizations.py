@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from sngan_repro import build_models, compose
+from sngan_repro.module import RankShare
 from sngan_repro.nn import normalizing_constants
 from sngan_repro.nn.spectra import conv_operator_norm, san_constant, sn_estimate
 from sngan_repro.normalizations import (
@@ -366,7 +367,8 @@ def test_gradient_penalty_matches_its_formula():
     torch.manual_seed(0)
     critic = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 1))
     real, fake = torch.randn(5, 3, 2, 2), torch.randn(5, 3, 2, 2)
-    penalty = GradientPenalty(weight=10.0).penalty(critic, real, fake, torch.Generator().manual_seed(4))
+    noise = RankShare(torch.Generator().manual_seed(4), rank=0, world_size=1)
+    penalty = GradientPenalty(weight=10.0).penalty(critic, real, fake, noise)
     eps = torch.rand(5, 1, 1, 1, generator=torch.Generator().manual_seed(4))
     expected = 0.0
     for i in range(5):  # per-sample gradient, one at a time

@@ -231,7 +231,7 @@ def test_callback_under_ddp_shares_the_work_and_agrees(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
     overrides = tiny_run_overrides(tmp_path, 4, "dataset=synthetic", "dataset.heldout=50", "train.diagnostics_every=0",
-                                   "trainer.devices=2", "+trainer.strategy=ddp_find_unused_parameters_true",
+                                   "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
                                    _reconstruction(3, 7, 5))
     result = subprocess.run([sys.executable, str(script), json.dumps(overrides), str(results)], capture_output=True,
                             text=True, timeout=240)

@@ -27,8 +27,9 @@ def conv_input_sizes(discriminator: nn.Module, channels: int, image_size: int) -
     discriminator.eval()
     try:
         with torch.no_grad():
-            device = next(discriminator.parameters()).device
-            discriminator(torch.zeros(2, channels, image_size, image_size, device=device))
+            parameter = next(discriminator.parameters())
+            discriminator(torch.zeros(2, channels, image_size, image_size, device=parameter.device,
+                                      dtype=parameter.dtype))
     finally:
         discriminator.train(was_training)
         for hook in hooks:

@@ -106,22 +106,25 @@ def open_downloadable(open_dataset, name: str, root, download: bool, how: str):
 class ResumableSampler(Sampler[int]):
     """An endless stream of dataset indices: pass p is a permutation seeded by (seed, p).
 
-    Rank r of w takes every w-th index of each pass, so ranks see disjoint samples. The stream
-    starts at ``start`` indices into this rank's share, which is how a resumed run continues
-    exactly where the checkpoint left it.
+    The passes follow each other as one global stream; rank r of w takes its positions r, r + w,
+    r + 2w, ..., so the ranks' k-th batches are together the k-th global batch of a single process
+    (and resuming on another number of ranks continues the same stream). The stream starts at
+    ``start`` indices into this rank's share, which is how a resumed run continues exactly where
+    the checkpoint left it.
     """
 
     def __init__(self, size: int, seed: int, start: int = 0, rank: int = 0, world_size: int = 1):
         self.size, self.seed, self.start = size, seed, start
         self.rank, self.world_size = rank, world_size
-        self.per_pass = size // world_size
 
     def __iter__(self) -> Iterator[int]:
-        pass_index, offset = divmod(self.start, self.per_pass)
+        pass_index, offset = divmod(self.start * self.world_size + self.rank, self.size)
         while True:
             order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + pass_index))
-            yield from order[self.rank :: self.world_size][offset : self.per_pass].tolist()
-            pass_index, offset = pass_index + 1, 0
+            yield from order[offset :: self.world_size].tolist()
+            # the first position of the next pass that is this rank's
+            offset = (offset - self.size) % self.world_size
+            pass_index += 1
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -178,10 +181,11 @@ class ImageDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.setup()
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        sampler = ResumableSampler(len(self.train_set), self.seed, start=self.batches_consumed * self.batch_size,
+        per_rank = self.batch_size // world_size  # train.batch_size is the global batch (config.check_batch_split)
+        sampler = ResumableSampler(len(self.train_set), self.seed, start=self.batches_consumed * per_rank,
                                    rank=rank, world_size=world_size)
         in_memory = isinstance(self.train_set, InMemoryImages)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True,
+        return DataLoader(self.train_set, batch_size=per_rank, sampler=sampler, drop_last=True,
                           num_workers=self.num_workers, collate_fn=_keep_batch if in_memory else None,
                           persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
 
@@ -191,7 +195,8 @@ class ImageDataModule(pl.LightningDataModule):
         return batch
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        return self.to_value_range(batch)
+        # in the module's floating type (e.g. trainer.precision=64-true)
+        return self.to_value_range(batch, self.trainer.lightning_module.dtype if self.trainer else torch.float32)
 
     def state_dict(self) -> dict:
         return {"batches_consumed": self.batches_consumed}
@@ -200,9 +205,9 @@ class ImageDataModule(pl.LightningDataModule):
         self.batches_consumed = int(state_dict["batches_consumed"])
 
     # -- helpers ---------------------------------------------------------------------------
-    def to_value_range(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [0, 255] -> float in ``value_range``."""
-        return uint8_to_range(images, self.value_range)
+    def to_value_range(self, images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """uint8 [0, 255] -> ``dtype`` in ``value_range``."""
+        return uint8_to_range(images, self.value_range, dtype)
 
     def iter_images(self, which: str = "train", limit: int | None = None, batch_size: int = 256):
         """Batches of up to ``limit`` images of the training or held-out set, uint8 (B, C, H, W);

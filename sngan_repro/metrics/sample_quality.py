@@ -4,7 +4,7 @@ The extractor is Inception-v3 (``metrics.inception.load_inception``) for the pap
 the digits classifier offline (names prefixed ``digits_``: not Inception numbers). Samples come
 from fixed codes (the ``metrics`` noise stream), the generator in eval mode, outputs truncated to
 uint8 as the papers' evaluation code did; under DDP every rank generates its share and all ranks
-gather every feature, so each computes the same numbers.
+gather every feature, so each computes the numbers of a single process.
 """
 
 import math
@@ -92,19 +92,30 @@ class SampleQuality(Metric):
 
     @torch.no_grad()
     def generated_features(self, gan, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features and logits of ``count`` samples from fixed codes, every rank generating its share."""
+        """Features and logits of ``count`` samples from fixed codes, in the same order whatever the number of ranks.
+
+        The samples come in chunks of ``batch_size``, chunk c from the codes of (metrics stream, step c); under DDP
+        rank r generates chunks r, r + world, ... and every rank gathers all of them, so the features, and the
+        numbers computed from them, are those of a single process.
+        """
         world, rank = gan.world_size, gan.global_rank
-        share = math.ceil(count / world)
+        chunks = [(start, min(self.batch_size, count - start)) for start in range(0, count, self.batch_size)]
         pools, logits = [], []
-        for chunk, start in enumerate(range(0, share, self.batch_size)):
-            z = gan.sample_latent(min(self.batch_size, share - start), "metrics", chunk, rank=rank)
+        for chunk in range(rank, len(chunks), world):
+            z = gan.latent_draw(chunks[chunk][1], "metrics", chunk)
             pool, logit = self.extractor(to_uint8_truncated(gan.generate(z), gan.output_range))
             pools.append(pool)
             logits.append(logit)
         pool, logit = torch.cat(pools), torch.cat(logits)
-        if world > 1:  # every rank gets every rank's features and computes the same numbers
-            pool, logit = gan.all_gather(pool).flatten(0, 1), gan.all_gather(logit).flatten(0, 1)
-        return pool[:count].cpu(), logit[:count].cpu()
+        if world == 1:
+            return pool.cpu(), logit.cpu()
+        # all_gather needs one shape on every rank: pad each rank's chunks to ceil(chunks / world) full chunks
+        rows = math.ceil(len(chunks) / world) * self.batch_size
+        pool, logit = (gan.all_gather(torch.nn.functional.pad(t, (0, 0, 0, rows - t.shape[0]))).cpu()
+                       for t in (pool, logit))
+        order = [(chunk % world, chunk // world * self.batch_size, size) for chunk, (_, size) in enumerate(chunks)]
+        return (torch.cat([gathered[r, offset : offset + size] for r, offset, size in order])
+                for gathered in (pool, logit))
 
     def compute(self, gan) -> dict[str, float]:
         pool, logits = self.generated_features(gan, max(self.is_samples, self.fid_samples))

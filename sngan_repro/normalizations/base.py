@@ -37,11 +37,11 @@ class Normalization:
         """The module that follows a hidden layer's linear map (before its activation)."""
         return nn.Identity()
 
-    def penalty(self, discriminator: nn.Module, real, fake, rng):
+    def penalty(self, discriminator: nn.Module, real, fake, noise):
         """A regularization term added to the discriminator loss, or None.
 
-        ``rng`` is a torch.Generator on the data's device, seeded per update by the module, for
-        any random draw the penalty needs (so that resumed runs stay exact).
+        ``noise`` (``module.RankShare``) makes any random draw the penalty needs: seeded per update by
+        the module (so that resumed runs stay exact) and cut, under DDP, to this rank's samples.
         """
         return None
 

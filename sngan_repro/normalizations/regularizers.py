@@ -23,8 +23,8 @@ class GradientPenalty(Normalization):
             raise ConfigError(f"norm.weight={weight} must be positive.")
         self.weight, self.target = weight, target
 
-    def penalty(self, discriminator: nn.Module, real, fake, rng):
-        eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=rng, device=rng.device)
+    def penalty(self, discriminator: nn.Module, real, fake, noise):
+        eps = noise.rand(real.shape[0], *(1,) * (real.dim() - 1))
         mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
         (grad,) = torch.autograd.grad(discriminator(mixed).sum(), mixed, create_graph=True)
         return self.weight * (grad.flatten(1).norm(dim=1) - self.target).pow(2).mean()
@@ -48,7 +48,7 @@ class OrthonormalRegularization(Normalization):
         assign_weight_(layer, nn.init.orthogonal_(torch.empty_like(layer.weight)))
         return layer
 
-    def penalty(self, discriminator: nn.Module, real, fake, rng):
+    def penalty(self, discriminator: nn.Module, real, fake, noise):
         total = 0.0
         for layer in _weight_layers(discriminator):
             matrix = layer.weight.flatten(1)

@@ -1,0 +1,57 @@
+"""Data-parallel training (sngan_repro/distributed.py): two CPU processes (gloo) against one process on the same
+global batch."""
+
+import pytest
+import torch
+from conftest import tiny_run_overrides
+from helpers.ddp import recorder_override, run_processes
+
+from sngan_repro import compose
+from sngan_repro.config import check_batch_split
+from sngan_repro.errors import ConfigError
+
+# float64 (trainer.precision=64-true) so that the tolerance can be derived. The two runs differ only in the order of
+# floating-point sums: gradients averaged over two half-batches instead of summed over one batch, and batch
+# statistics combined from two halves. A sum of n <= 10^4 terms of size <= 1 is off by at most n * 2^-53 ~ 1e-12.
+# Adam (lr 2e-4 here, eps 1e-8) turns a gradient difference d into a step difference of at most lr * d / eps, so
+# <= 2e-8 per update even for a gradient that is zero but for rounding (a conv bias before batch normalization),
+# <= 1.2e-7 over the 6 updates, below 1e-6. A real discrepancy (one sample, noise draw or statistic that differs)
+# changes a gradient by a few percent and an update by ~1e-5, and Adam's first update moves every weight by ~lr.
+TOLERANCE = 1e-6
+
+
+def _run(tmp_path, name: str, *extra: str) -> list[dict]:
+    overrides = tiny_run_overrides(tmp_path / name, 3, "optim.n_dis=2", "trainer.precision=64-true",
+                                   "train.diagnostics_every=0", "train.sample_every=100", "train.checkpoint_every=0",
+                                   "logger=none", recorder_override(tmp_path / name / "states"), *extra)
+    run_processes(tmp_path, overrides, tmp_path / name / "done")
+    world = 2 if "trainer=ddp" in extra else 1
+    return [torch.load(tmp_path / name / "states" / f"states{rank}.pt") for rank in range(world)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("norm", ["sn", "san", "bn", "gp"])
+def test_two_ranks_stay_equal_and_compute_what_one_process_computes(tmp_path, norm):
+    """After every update (n_dis = 2, 3 generator updates, both networks' batch normalization synchronized): the two
+    ranks hold bit-identical weights and buffers, and they equal a single process's within the tolerance."""
+    ranks = _run(tmp_path, "ddp", f"norm={norm}", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2")
+    (single,) = _run(tmp_path, "single", f"norm={norm}")
+    assert [(s["d_step"], s["g_step"]) for s in single] == [(1, 0), (2, 1), (3, 1), (4, 2), (5, 2), (6, 3)]
+    for rank0, rank1, alone in zip(*ranks, single, strict=True):
+        assert (rank0["d_step"], rank0["g_step"]) == (rank1["d_step"], rank1["g_step"]) == (alone["d_step"],
+                                                                                           alone["g_step"])
+        assert rank0["state"].keys() == alone["state"].keys()
+        for name, value in rank0["state"].items():
+            assert torch.equal(value, rank1["state"][name]), f"ranks differ in {name} after update {rank0['d_step']}"
+            difference = (value.double() - alone["state"][name].double()).abs().max().item()
+            assert difference <= TOLERANCE, f"{name} differs from one process by {difference} at {rank0['d_step']}"
+    moved = max((single[-1]["state"][name].double() - single[0]["state"][name].double()).abs().max().item()
+                for name in single[0]["state"])
+    assert moved > 1e-5  # the runs trained: the comparison is not of untouched weights
+
+
+def test_the_global_batch_must_split_evenly_over_the_ranks(tmp_path):
+    cfg = compose(tiny_run_overrides(tmp_path, 3, "train.batch_size=18"))
+    check_batch_split(cfg, 2)
+    with pytest.raises(ConfigError, match=r"train.batch_size=18 does not split evenly over the 4 ranks"):
+        check_batch_split(cfg, 4)
