@@ -239,9 +239,14 @@ class GAN(pl.LightningModule):
         return schedulers if isinstance(schedulers, list) else [schedulers]
 
     # -- logging -------------------------------------------------------------------------------
+    def _mean_over_ranks(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean over ranks of per-rank means of equal-sized batches: the global batch's mean."""
+        return self.trainer.strategy.reduce(values, reduce_op="mean") if self.world_size > 1 else values
+
     def _log_scalars(self, outputs: dict) -> None:
         opt_g, opt_d = self.optimizers()
-        scalars = {name: value.mean() for name, value in outputs.items()}
+        means = self._mean_over_ranks(torch.stack([value.mean() for value in outputs.values()]))
+        scalars = dict(zip(outputs, means))  # losses and critic outputs of the global batch, logged once by rank 0
         scalars["lr/g"] = opt_g.param_groups[0]["lr"]
         scalars["lr/d"] = opt_d.param_groups[0]["lr"]
         scalars["grad_norm/g"] = _gradient_norm(self.generator)  # of the last generator update
@@ -266,7 +271,7 @@ class GAN(pl.LightningModule):
         loss=wgan, the critic's Wasserstein estimate without the penalty (Mullery & Whelan's critic-loss curve)."""
         if not self._pending_gaps:
             return
-        values = torch.stack([gap for _, gap in self._pending_gaps]).tolist()
+        values = self._mean_over_ranks(torch.stack([gap for _, gap in self._pending_gaps])).tolist()
         for (g_step, _), value in zip(self._pending_gaps, values):
             for logger in self.loggers:
                 logger.log_metrics({"d_out/real_minus_fake": value}, step=g_step)

@@ -5,10 +5,12 @@ import pytest
 import torch
 from conftest import tiny_run_overrides
 from helpers.ddp import recorder_override, run_processes
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sngan_repro import compose
 from sngan_repro.config import check_batch_split
 from sngan_repro.errors import ConfigError
+from sngan_repro.evaluate import evaluate
 
 # float64 (trainer.precision=64-true) so that the tolerance can be derived. The two runs differ only in the order of
 # floating-point sums: gradients averaged over two half-batches instead of summed over one batch, and batch
@@ -55,3 +57,25 @@ def test_the_global_batch_must_split_evenly_over_the_ranks(tmp_path):
     check_batch_split(cfg, 2)
     with pytest.raises(ConfigError, match=r"train.batch_size=18 does not split evenly over the 4 ranks"):
         check_batch_split(cfg, 4)
+
+
+@pytest.mark.slow
+def test_metrics_under_ddp_are_those_of_one_process(tmp_path):
+    """Digits IS/FID and the reconstruction loss measured during a 2-rank run (250 samples in chunks of 100: rank 0
+    makes chunks 0 and 2, rank 1 chunk 1), logged once by rank 0, equal a single-process evaluation of the saved
+    generator."""
+    measures = ["metrics=digits", "metrics.measures.digits.every=3", "metrics.measures.digits.batch_size=100",
+                "metrics.measures.digits.inception_score={samples: 250, splits: 2}",
+                "metrics.measures.digits.fid={samples: 250, real: 300}"]
+    overrides = tiny_run_overrides(tmp_path / "run", 3, *measures, "logger=tensorboard", "trainer=ddp",
+                                   "trainer.accelerator=cpu", "trainer.devices=2", "train.diagnostics_every=0")
+    run_processes(tmp_path, overrides, tmp_path / "done")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    logged = {name: [(e.step, e.value) for e in events.Scalars(name)] for name in ("digits_is/250_2splits", "digits_fid/250_vs_train300")}
+    assert [step for step, _ in logged["digits_fid/250_vs_train300"]] == [0, 3]  # once per measurement: rank 0 alone logs
+
+    document = evaluate(compose([f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", *measures,
+                                 f"output={tmp_path / 'single.json'}"], config_name="evaluate"))
+    for name, values in logged.items():  # TensorBoard stores float32
+        assert values[-1][1] == pytest.approx(document["results"][name]["value"], rel=1e-6, abs=1e-6)
