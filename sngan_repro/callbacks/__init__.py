@@ -1,12 +1,13 @@
 """Lightning callbacks, built from the ``callbacks`` config group (``conf/callbacks``): checkpoints, sample
-grids, metrics, spectral diagnostics, the HParams summary and the progress bar. Periodic ones share the
-schedule of ``schedule.GeneratorStepCallback``."""
+grids, metrics, spectral diagnostics, the HParams summary, the progress bar and the run record (``run.json``).
+Periodic ones share the schedule of ``schedule.GeneratorStepCallback``."""
 
 from .checkpoint import BestCheckpoint, GeneratorStepCheckpoint
 from .diagnostics import SpectralDiagnostics
 from .hparams import HParamsSummary
 from .metrics import MetricsCallback
 from .progress import GeneratorStepProgressBar
+from .run_record import RunRecord
 from .samples import FixedLatentSamples
 from .schedule import GeneratorStepCallback, is_due
 
@@ -18,6 +19,7 @@ __all__ = [
     "GeneratorStepProgressBar",
     "HParamsSummary",
     "MetricsCallback",
+    "RunRecord",
     "SpectralDiagnostics",
     "is_due",
 ]
