@@ -11,9 +11,11 @@ import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
 
-from .config import CONFIG_DIR, CONFIG_NAME, check_batch_split, resolve, validate
+from .callbacks import Preemption
+from .config import CONFIG_DIR, CONFIG_NAME, check_batch_split, check_checkpoint, resolve, validate
 from .data import build_datamodule
 from .errors import ConfigError, SnganReproError
 from .instantiate import instantiate_checked
@@ -44,15 +46,39 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
                                default_root_dir=str(output_dir))
 
 
+def check_process_launch(trainer: pl.Trainer) -> None:
+    """Lightning starts the DDP processes of one machine by running the command line again, which inside a sweep
+    would start the whole sweep again in every process; refuse that before any work."""
+    if (isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher) and HydraConfig.initialized()
+            and HydraConfig.get().mode == RunMode.MULTIRUN):
+        raise ConfigError(f"trainer.devices={trainer.num_devices} in a sweep (-m) needs a launcher that starts one "
+                          f"task per device: use hydra/launcher=slurm, or sweep single-device runs and run "
+                          f"multi-device ones one at a time without -m.")
+
+
+def resumable_checkpoint(cfg: DictConfig) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path`` if given, else the run directory's own ``last.ckpt`` (left by a
+    preempted, requeued or crashed run of the same directory), else None (a fresh run)."""
+    if cfg.ckpt_path:
+        return cfg.ckpt_path
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    return str(last) if last.is_file() else None
+
+
 def run(cfg: DictConfig) -> GAN:
     """Train as ``cfg`` says and return the trained module; the run directory is ``cfg.paths.output_dir``."""
     validate(resolve(cfg))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.ckpt_path and resumable_checkpoint(cfg):
+        with open_dict(cfg):
+            cfg.ckpt_path = str(check_checkpoint(resumable_checkpoint(cfg)))
+        print(f"Continuing this run from its own {cfg.ckpt_path}", file=sys.stderr)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
 
     trainer = build_trainer(cfg, output_dir)  # refuses bad callback or logger settings before any data is read
     check_batch_split(cfg, trainer.world_size)
+    check_process_launch(trainer)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)  # every rank initializes alike (DDP checks it too)
     module = GAN(cfg)  # cheap, and refuses sizes or options the architecture cannot serve
     datamodule = build_datamodule(cfg)
@@ -60,6 +86,9 @@ def run(cfg: DictConfig) -> GAN:
     if not cfg.ckpt_path:  # a resumed run gets these layers' values back from its checkpoint
         initialize_from_data_(module, datamodule)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    for callback in trainer.callbacks:  # a preempted run passes its signal on (e.g. SLURM's requeue) once stopped
+        if isinstance(callback, Preemption) and callback.stopped:
+            callback.hand_over()
     return module
 
 

@@ -72,8 +72,9 @@ def test_metrics_under_ddp_are_those_of_one_process(tmp_path):
     run_processes(tmp_path, overrides, tmp_path / "done")
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
-    logged = {name: [(e.step, e.value) for e in events.Scalars(name)] for name in ("digits_is/250_2splits", "digits_fid/250_vs_train300")}
-    assert [step for step, _ in logged["digits_fid/250_vs_train300"]] == [0, 3]  # once per measurement: rank 0 alone logs
+    names = ("digits_is/250_2splits", "digits_fid/250_vs_train300")
+    logged = {name: [(e.step, e.value) for e in events.Scalars(name)] for name in names}
+    assert [step for step, _ in logged[names[1]]] == [0, 3]  # once per measurement: rank 0 alone logs
 
     document = evaluate(compose([f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", *measures,
                                  f"output={tmp_path / 'single.json'}"], config_name="evaluate"))

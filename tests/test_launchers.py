@@ -33,7 +33,7 @@ def compose_with_hydra(overrides):
         return compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
 
 
-SLURM_OVERRIDES = ("hydra/launcher=slurm", "trainer.devices=4", "++trainer.num_nodes=2", "hydra.launcher.partition=gpu")
+SLURM_OVERRIDES = ("hydra/launcher=slurm", "trainer.devices=4", "trainer.num_nodes=2", "hydra.launcher.partition=gpu")
 
 
 def test_slurm_preset_asks_for_one_task_per_gpu():
@@ -41,11 +41,10 @@ def test_slurm_preset_asks_for_one_task_per_gpu():
     assert launcher["_target_"] == f"{SUBMITIT}.SlurmLauncher"
     assert (launcher["tasks_per_node"], launcher["gpus_per_node"], launcher["nodes"]) == (4, 4, 2)
     assert launcher["partition"] == "gpu"
-    assert launcher["max_num_timeout"] == 0  # a requeued run would start again from step 0
+    assert launcher["max_num_timeout"] == 3  # a requeued run continues from its own last.ckpt
 
 
 def test_slurm_preset_defaults_to_one_gpu_on_one_node():
-    """trainer=default has no num_nodes key: the preset falls back to one node."""
     launcher = compose_with_hydra(["hydra/launcher=slurm"]).hydra.launcher
     assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes, launcher.partition) == (1, 1, 1, None)
 

@@ -134,3 +134,40 @@ def test_torch_fidelity_functions():
     source = inspect.getsource(extractor.__init__)
     assert re.search(r"\bload_state_dict_from_url\(", source) and re.search(r"\.load_state_dict\(", source), \
         "tests/helpers/inception.py expects FeatureExtractorInceptionV3.__init__ to download and load its weights"
+
+
+# -- Lightning: distributed.py, train.py, callbacks/preemption.py ----------------------------------------
+
+def test_ddp_strategy_private_hooks():
+    """GANStrategy overrides DDPStrategy._setup_model (called by configure_ddp with the module, its return value
+    becoming strategy.model) and _register_ddp_hooks, and reads _layer_sync, _ddp_kwargs and the comm-hook fields."""
+    from pytorch_lightning.overrides.distributed import _register_ddp_comm_hook
+    from pytorch_lightning.strategies import DDPStrategy
+
+    _callable_as(DDPStrategy, "_setup_model", "distributed.py", TRAINER, TRAINER)
+    _callable_as(DDPStrategy, "_register_ddp_hooks", "distributed.py", TRAINER)
+    assert "self.model = self._setup_model(self.model)" in inspect.getsource(DDPStrategy.configure_ddp)
+    strategy = DDPStrategy(bucket_cap_mb=5)
+    assert strategy._ddp_kwargs == {"bucket_cap_mb": 5} and strategy._layer_sync is None
+    assert (strategy._ddp_comm_hook, strategy._ddp_comm_state, strategy._ddp_comm_wrapper) == (None, None, None)
+    inspect.signature(_register_ddp_comm_hook).bind(model=None, ddp_comm_state=None, ddp_comm_hook=None,
+                                                    ddp_comm_wrapper=None)
+
+
+def test_subprocess_script_launcher_is_the_command_line_rerun(tmp_path):
+    """train.check_process_launch recognises the launcher that runs the command line again for the other local
+    ranks: the one a 2-device CPU trainer with our strategy gets."""
+    from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
+
+    from sngan_repro.distributed import GANStrategy
+
+    trainer = pl.Trainer(strategy=GANStrategy(), accelerator="cpu", devices=2, logger=False,
+                         default_root_dir=str(tmp_path))
+    assert isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher)
+
+
+def test_signal_handlers_are_installed_before_training_starts():
+    """Preemption replaces the handlers in on_train_start, after Lightning's _SignalConnector has installed its own
+    (in Trainer._run, before the fit loop calls on_train_start), so that it can hand over to them later."""
+    source = inspect.getsource(pl.Trainer._run)
+    assert source.index("register_signal_handlers()") < source.index("self._run_stage()")

@@ -6,6 +6,7 @@ from .checkpoint import BestCheckpoint, GeneratorStepCheckpoint
 from .diagnostics import SpectralDiagnostics
 from .hparams import HParamsSummary
 from .metrics import MetricsCallback
+from .preemption import Preemption
 from .progress import GeneratorStepProgressBar
 from .run_record import RunRecord
 from .samples import FixedLatentSamples
@@ -19,6 +20,7 @@ __all__ = [
     "GeneratorStepProgressBar",
     "HParamsSummary",
     "MetricsCallback",
+    "Preemption",
     "RunRecord",
     "SpectralDiagnostics",
     "is_due",

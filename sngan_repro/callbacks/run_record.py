@@ -185,7 +185,8 @@ class RunRecord(Callback):
             self._start(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero:
+        # a run stopped before train.steps (e.g. preempted) is not finished; what stopped it says so
+        if trainer.is_global_zero and pl_module.g_step >= pl_module.cfg.train.steps:
             self.update(self.directory, status="finished", finished=now(), g_step=pl_module.g_step,
                         wall_seconds=self._wall_seconds())
 

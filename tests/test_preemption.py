@@ -1,0 +1,88 @@
+"""Preemption (sngan_repro/callbacks/preemption.py): a signal stops a run with a checkpoint at a safe point, and
+the same command continues it to the weights of an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_run_overrides
+
+STEPS = 60
+
+
+def _command(run_dir: Path) -> list[str]:
+    overrides = [o for o in tiny_run_overrides(run_dir, STEPS) if not o.startswith("paths.output_dir=")]
+    return [sys.executable, "-m", "sngan_repro.train", *overrides, "logger=none", f"hydra.run.dir={run_dir}"]
+
+
+def _weights(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+
+
+def _record(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text())
+
+
+@pytest.mark.slow
+def test_sigterm_then_the_same_command_gives_the_uninterrupted_weights(tmp_path):
+    uninterrupted = subprocess.run(_command(tmp_path / "whole"), capture_output=True, text=True, timeout=300)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+
+    run_dir = tmp_path / "interrupted"
+    process = subprocess.Popen(_command(run_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (run_dir / "checkpoints" / "g_step=0000010.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr[-3000:]  # a clean exit
+    record = _record(run_dir)
+    assert record["status"] == "preempted" and record["signals"] == ["SIGTERM"]
+    assert 10 <= record["g_step"] < STEPS  # stopped mid-run, after the checkpoint it waited for
+    stopped = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert stopped["gan_counters"]["g_step"] == record["g_step"]
+    assert f"saved {run_dir / 'checkpoints' / 'last.ckpt'} at generator step {record['g_step']}" in stdout
+
+    again = subprocess.run(_command(run_dir), capture_output=True, text=True, timeout=300)  # no path typed
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Continuing this run from its own" in again.stderr
+    record = _record(run_dir)
+    assert record["status"] == "finished" and record["g_step"] == STEPS and len(record["sessions"]) == 2
+    whole, resumed = _weights(tmp_path / "whole"), _weights(run_dir)
+    assert whole.keys() == resumed.keys()
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name
+
+
+@pytest.mark.slow
+def test_slurm_pre_timeout_signal_checkpoints_then_requeues_through_lightning(tmp_path):
+    """Under SLURM (its variables set, a stand-in `scontrol` on PATH), SIGUSR1 stops the run at a safe point with
+    last.ckpt, then hands over to Lightning's auto-requeue, which requeues the job; the requeued job continues."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "scontrol_calls"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SLURM_JOB_ID": "4242",
+           "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "1", "SLURM_PROCID": "0",
+           "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NAME": "train", "SLURM_NODELIST": "localhost"}
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(_command(run_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while not (run_dir / "checkpoints" / "g_step=0000010.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGUSR1)
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr[-3000:]
+    assert calls.read_text().split() == ["requeue", "4242"]
+    record = _record(run_dir)
+    assert record["status"] == "preempted" and record["signals"] == ["SIGUSR1"] and record["g_step"] < STEPS
+
+    requeued = subprocess.run(_command(run_dir), capture_output=True, text=True, timeout=300, env=env)
+    assert requeued.returncode == 0, requeued.stderr[-3000:]
+    assert _record(run_dir)["status"] == "finished" and _record(run_dir)["g_step"] == STEPS
