@@ -1,16 +1,21 @@
 """Data-parallel training (sngan_repro/distributed.py): two CPU processes (gloo) against one process on the same
 global batch."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from conftest import tiny_run_overrides
 from helpers.ddp import recorder_override, run_processes
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_combinations import FAMILIES, NORMS, REFUSED, _overrides
 
 from sngan_repro import compose
 from sngan_repro.config import check_batch_split
 from sngan_repro.errors import ConfigError
 from sngan_repro.evaluate import evaluate
+from sngan_repro.module import GAN
 
 # float64 (trainer.precision=64-true) so that the tolerance can be derived. The two runs differ only in the order of
 # floating-point sums: gradients averaged over two half-batches instead of summed over one batch, and batch
@@ -61,22 +66,53 @@ def test_the_global_batch_must_split_evenly_over_the_ranks(tmp_path):
 
 @pytest.mark.slow
 def test_metrics_under_ddp_are_those_of_one_process(tmp_path):
-    """Digits IS/FID and the reconstruction loss measured during a 2-rank run (250 samples in chunks of 100: rank 0
-    makes chunks 0 and 2, rank 1 chunk 1), logged once by rank 0, equal a single-process evaluation of the saved
-    generator."""
+    """Digits IS/FID (250 samples in chunks of 100: rank 0 makes chunks 0 and 2, rank 1 chunk 1) and the
+    reconstruction loss (7 held-out images: 4 on rank 0, 3 on rank 1) measured during a 2-rank run, logged once by
+    rank 0, equal a single-process evaluation of the saved generator."""
     measures = ["metrics=digits", "metrics.measures.digits.every=3", "metrics.measures.digits.batch_size=100",
                 "metrics.measures.digits.inception_score={samples: 250, splits: 2}",
-                "metrics.measures.digits.fid={samples: 250, real: 300}"]
+                "metrics.measures.digits.fid={samples: 250, real: 300}", "dataset.heldout=20",
+                "+metrics.measures.reconstruction={_target_: sngan_repro.metrics.Reconstruction, every: 3, images: 7, "
+                "steps: 5}"]
     overrides = tiny_run_overrides(tmp_path / "run", 3, *measures, "logger=tensorboard", "trainer=ddp",
                                    "trainer.accelerator=cpu", "trainer.devices=2", "train.diagnostics_every=0")
     run_processes(tmp_path, overrides, tmp_path / "done")
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
-    names = ("digits_is/250_2splits", "digits_fid/250_vs_train300")
+    names = ("digits_is/250_2splits", "digits_fid/250_vs_train300", "reconstruction/running_7img_5steps")
     logged = {name: [(e.step, e.value) for e in events.Scalars(name)] for name in names}
     assert [step for step, _ in logged[names[1]]] == [0, 3]  # once per measurement: rank 0 alone logs
 
     document = evaluate(compose([f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", *measures,
                                  f"output={tmp_path / 'single.json'}"], config_name="evaluate"))
-    for name, values in logged.items():  # TensorBoard stores float32
-        assert values[-1][1] == pytest.approx(document["results"][name]["value"], rel=1e-6, abs=1e-6)
+    for name, values in logged.items():  # TensorBoard stores float32; the reconstruction sums in another order
+        assert values[-1][1] == pytest.approx(document["results"][name]["value"], rel=1e-5, abs=1e-6)
+
+
+def test_a_sweep_with_the_basic_launcher_refuses_several_processes_per_run(tmp_path):
+    """Lightning would start rank 1 by running the command line again, i.e. the whole sweep: refused in words."""
+    overrides = [o for o in tiny_run_overrides(tmp_path, 2) if not o.startswith("paths.output_dir=")]
+    result = subprocess.run([sys.executable, "-m", "sngan_repro.train", "-m", "seed=0", *overrides, "trainer=ddp",
+                             "trainer.accelerator=cpu", "trainer.devices=2", f"hydra.sweep.dir={tmp_path}"],
+                            capture_output=True, text=True, timeout=120)
+    message = ("trainer.devices=2 in a sweep (-m) needs a launcher that starts one task per device: use "
+               "hydra/launcher=slurm, or sweep single-device runs and run multi-device ones one at a time without -m.")
+    assert f"error: {message}" in result.stderr
+    assert (tmp_path / "0" / "error.txt").read_text() == f"ConfigError: {message}\n"
+    assert not (tmp_path / "0" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("norm", sorted(NORMS))
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_combination_gives_every_parameter_a_gradient_in_its_update(family, norm, tmp_path):
+    """What lets trainer=ddp run without DDP's unused-parameter search on every architecture and normalization: a
+    critic update's loss reaches every critic parameter, and a generator update's every generator parameter."""
+    if (family, norm) in REFUSED:
+        return
+    module = GAN(compose(_overrides(family, norm, tmp_path)))
+    cfg = module.cfg
+    real = torch.rand(4, cfg.dataset.channels, cfg.dataset.image_size, cfg.dataset.image_size) * 2 - 1
+    module.discriminator_loss(real, step=0)[0].backward()
+    assert [n for n, p in module.discriminator.named_parameters() if p.requires_grad and p.grad is None] == []
+    module.loss.generator(module.discriminator(module.generator(module.sample_latent(4, "generator", 0)))).backward()
+    assert [n for n, p in module.generator.named_parameters() if p.requires_grad and p.grad is None] == []

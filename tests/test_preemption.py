@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import tiny_run_overrides
+from helpers.ddp import run_processes, start_processes
 
 STEPS = 60
 
@@ -86,3 +87,30 @@ def test_slurm_pre_timeout_signal_checkpoints_then_requeues_through_lightning(tm
     requeued = subprocess.run(_command(run_dir), capture_output=True, text=True, timeout=300, env=env)
     assert requeued.returncode == 0, requeued.stderr[-3000:]
     assert _record(run_dir)["status"] == "finished" and _record(run_dir)["g_step"] == STEPS
+
+
+@pytest.mark.slow
+def test_under_ddp_a_signal_to_one_rank_stops_both_at_the_same_update(tmp_path):
+    """SIGTERM to rank 0 only (the launching process): the ranks agree at the next check (every 10 generator
+    updates), both save and stop cleanly, and the same command continues to the uninterrupted run's weights."""
+    def overrides(run_dir):
+        return tiny_run_overrides(run_dir, STEPS, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                                  "logger=none", "train.diagnostics_every=0")
+
+    run_processes(tmp_path, overrides(tmp_path / "whole"), tmp_path / "whole_done")
+    run_dir = tmp_path / "interrupted"
+    process = start_processes(tmp_path, overrides(run_dir), tmp_path / "first_done")
+    deadline = time.monotonic() + 240
+    while not (run_dir / "checkpoints" / "g_step=0000010.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr[-3000:]
+    record = _record(run_dir)
+    assert record["status"] == "preempted" and record["g_step"] % 10 == 0 and 10 <= record["g_step"] < STEPS
+
+    run_processes(tmp_path, overrides(run_dir), tmp_path / "second_done")
+    assert _record(run_dir)["status"] == "finished"
+    whole, resumed = _weights(tmp_path / "whole"), _weights(run_dir)
+    for name in whole:
+        assert torch.equal(whole[name], resumed[name]), name

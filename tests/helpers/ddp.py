@@ -29,16 +29,22 @@ while module.global_rank == 0 and len(list(folder.glob("done[0-9]"))) < world an
 """
 
 
-def run_processes(tmp_path: Path, overrides: list[str], folder: Path, timeout: float = 300) -> None:
-    """``train.run`` of ``overrides`` through a script (two processes when the overrides say trainer.devices=2);
-    ``folder`` is where the script's ranks report that they are done."""
+def start_processes(tmp_path: Path, overrides: list[str], folder: Path) -> subprocess.Popen:
+    """Start ``train.run`` of ``overrides`` through a script (two processes when the overrides say
+    trainer.devices=2); ``folder`` is where the script's ranks report that they are done."""
     script = tmp_path / "run_training.py"
     script.write_text(RUN_SCRIPT)
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, str(script), json.dumps(overrides), str(folder)], capture_output=True,
-                            text=True, timeout=timeout, env=env)
-    assert result.returncode == 0, result.stderr[-4000:]
+    return subprocess.Popen([sys.executable, str(script), json.dumps(overrides), str(folder)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def run_processes(tmp_path: Path, overrides: list[str], folder: Path, timeout: float = 300) -> None:
+    """``start_processes`` and wait for a clean end."""
+    process = start_processes(tmp_path, overrides, folder)
+    _, stderr = process.communicate(timeout=timeout)
+    assert process.returncode == 0, stderr[-4000:]
 
 
 class UpdateRecorder(pl.Callback):
