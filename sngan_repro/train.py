@@ -74,11 +74,16 @@ def run(cfg: DictConfig) -> GAN:
         with open_dict(cfg):
             cfg.ckpt_path = str(check_checkpoint(resumable_checkpoint(cfg)))
         print(f"Continuing this run from its own {cfg.ckpt_path}", file=sys.stderr)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
 
     trainer = build_trainer(cfg, output_dir)  # refuses bad callback or logger settings before any data is read
     check_batch_split(cfg, trainer.world_size)
     check_process_launch(trainer)
+    with open_dict(cfg):  # the batch each process takes, once the number of processes is known (a record)
+        cfg.train.world_size = trainer.world_size
+        cfg.train.batch_size_per_rank = cfg.train.batch_size // trainer.world_size
+        cfg.train.g_batch_size_per_rank = cfg.train.g_batch_size // trainer.world_size
+    if trainer.is_global_zero:
+        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)  # every rank initializes alike (DDP checks it too)
     module = GAN(cfg)  # cheap, and refuses sizes or options the architecture cannot serve
     datamodule = build_datamodule(cfg)

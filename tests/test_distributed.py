@@ -1,6 +1,7 @@
 """Data-parallel training (sngan_repro/distributed.py): two CPU processes (gloo) against one process on the same
 global batch."""
 
+import json
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from conftest import tiny_run_overrides
 from helpers.ddp import recorder_override, run_processes
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_combinations import FAMILIES, NORMS, REFUSED, _overrides
 
@@ -71,12 +73,16 @@ def test_metrics_under_ddp_are_those_of_one_process(tmp_path):
     rank 0, equal a single-process evaluation of the saved generator."""
     measures = ["metrics=digits", "metrics.measures.digits.every=3", "metrics.measures.digits.batch_size=100",
                 "metrics.measures.digits.inception_score={samples: 250, splits: 2}",
-                "metrics.measures.digits.fid={samples: 250, real: 300}", "dataset.heldout=20",
+                "metrics.measures.digits.fid={samples: 250, real: 300}",
                 "+metrics.measures.reconstruction={_target_: sngan_repro.metrics.Reconstruction, every: 3, images: 7, "
                 "steps: 5}"]
-    overrides = tiny_run_overrides(tmp_path / "run", 3, *measures, "logger=tensorboard", "trainer=ddp",
-                                   "trainer.accelerator=cpu", "trainer.devices=2", "train.diagnostics_every=0")
+    overrides = tiny_run_overrides(tmp_path / "run", 3, *measures, "dataset.heldout=20", "logger=tensorboard",
+                                   "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                                   "train.diagnostics_every=0")
     run_processes(tmp_path, overrides, tmp_path / "done")
+    record, config = json.loads((tmp_path / "run" / "run.json").read_text()), (tmp_path / "run" / "config.yaml")
+    assert record["world_size"] == 2 and record["batch"]["global"] == 16 and record["batch"]["per_rank"] == 8
+    assert OmegaConf.load(config).train.batch_size_per_rank == 8 and OmegaConf.load(config).train.world_size == 2
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
     names = ("digits_is/250_2splits", "digits_fid/250_vs_train300", "reconstruction/running_7img_5steps")
