@@ -26,6 +26,14 @@ def _weights(run_dir: Path) -> dict:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
 
 
+def _signal_mid_run(process: subprocess.Popen, run_dir: Path, signum: signal.Signals) -> None:
+    """Send ``signum`` once the run has written its checkpoint of generator step 10 (of 60)."""
+    deadline = time.monotonic() + 240
+    while not (run_dir / "checkpoints" / "g_step=0000010.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signum)
+
+
 def _record(run_dir: Path) -> dict:
     return json.loads((run_dir / "run.json").read_text())
 
@@ -37,10 +45,7 @@ def test_sigterm_then_the_same_command_gives_the_uninterrupted_weights(tmp_path)
 
     run_dir = tmp_path / "interrupted"
     process = subprocess.Popen(_command(run_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not (run_dir / "checkpoints" / "g_step=0000010.ckpt").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
+    _signal_mid_run(process, run_dir, signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=240)
     assert process.returncode == 0, stderr[-3000:]  # a clean exit
     record = _record(run_dir)
@@ -74,10 +79,7 @@ def test_slurm_pre_timeout_signal_checkpoints_then_requeues_through_lightning(tm
            "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_NAME": "train", "SLURM_NODELIST": "localhost"}
     run_dir = tmp_path / "run"
     process = subprocess.Popen(_command(run_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 240
-    while not (run_dir / "checkpoints" / "g_step=0000010.ckpt").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGUSR1)
+    _signal_mid_run(process, run_dir, signal.SIGUSR1)
     _, stderr = process.communicate(timeout=240)
     assert process.returncode == 0, stderr[-3000:]
     assert calls.read_text().split() == ["requeue", "4242"]
@@ -100,10 +102,7 @@ def test_under_ddp_a_signal_to_one_rank_stops_both_at_the_same_update(tmp_path):
     run_processes(tmp_path, overrides(tmp_path / "whole"), tmp_path / "whole_done")
     run_dir = tmp_path / "interrupted"
     process = start_processes(tmp_path, overrides(run_dir), tmp_path / "first_done")
-    deadline = time.monotonic() + 240
-    while not (run_dir / "checkpoints" / "g_step=0000010.ckpt").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
+    _signal_mid_run(process, run_dir, signal.SIGTERM)
     _, stderr = process.communicate(timeout=240)
     assert process.returncode == 0, stderr[-3000:]
     record = _record(run_dir)
