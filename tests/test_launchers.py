@@ -146,10 +146,14 @@ def _generator_weights(path: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_local_sweep_runs_its_jobs_with_their_own_seeds(tmp_path):
-    """Two jobs at once through the command line, on the CPU (CUDA_VISIBLE_DEVICES empty: no GPU queue), launched
-    from inside a (fake) SLURM allocation, which Lightning must not see in the jobs."""
-    sweep, result, logs, report = _local_sweep(tmp_path, {"CUDA_VISIBLE_DEVICES": "", **FAKE_ALLOCATION})
+def test_local_sweep_runs_its_jobs_with_their_own_seeds_one_per_gpu(tmp_path):
+    """Two jobs through the command line, launched from inside a (fake) SLURM allocation, which Lightning must not
+    see in the jobs, with one GPU (CUDA_VISIBLE_DEVICES=7; the jobs train on the CPU all the same): each job runs
+    with its own seed, and the second starts once the first has ended (without a GPU the queue is off: see
+    test_local_setup_without_gpus_leaves_the_jobs_alone)."""
+    locks = tmp_path / "locks"
+    sweep, result, logs, report = _local_sweep(tmp_path, {"CUDA_VISIBLE_DEVICES": "7",
+                                                          "SNGAN_REPRO_GPU_LOCKS": str(locks), **FAKE_ALLOCATION})
     assert result.returncode == 0, report
     for seed in (0, 1):
         job = sweep / str(seed)  # hydra.sweep.subdir is the job number
@@ -161,15 +165,6 @@ def test_local_sweep_runs_its_jobs_with_their_own_seeds(tmp_path):
     assert len([name for name in logs if name.endswith(".err")]) == 2, report
     assert not [name for name, text in logs.items() if LIGHTNING_SEES_SLURM in text], report
 
-
-@pytest.mark.slow
-def test_local_sweep_runs_one_job_at_a_time_on_a_single_gpu(tmp_path):
-    """CUDA_VISIBLE_DEVICES=7 (one GPU; the jobs train on the CPU all the same): the second job starts once the first
-    has ended."""
-    locks = tmp_path / "locks"
-    sweep, result, logs, report = _local_sweep(tmp_path, {"CUDA_VISIBLE_DEVICES": "7",
-                                                          "SNGAN_REPRO_GPU_LOCKS": str(locks)})
-    assert result.returncode == 0, report
     assert result.stderr.count("runs on GPU 7") == 2, report
     def started(job):  # Hydra writes the job's .hydra/config.yaml when the job starts
         return (job / ".hydra" / "config.yaml").stat().st_mtime
