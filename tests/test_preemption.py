@@ -14,6 +14,10 @@ import torch
 from conftest import tiny_run_overrides
 from helpers.ddp import run_processes, start_processes
 
+from sngan_repro import compose
+from sngan_repro.errors import ConfigError
+from sngan_repro.train import run
+
 STEPS = 60
 
 
@@ -113,3 +117,15 @@ def test_under_ddp_a_signal_to_one_rank_stops_both_at_the_same_update(tmp_path):
     whole, resumed = _weights(tmp_path / "whole"), _weights(run_dir)
     for name in whole:
         assert torch.equal(whole[name], resumed[name]), name
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("callbacks.preemption.check_every=0", r"^callbacks.preemption.check_every=0 must be an integer >= 1 \(generator "
+                                           r"updates between the ranks' checks for a stop signal\)\.$"),
+    ("callbacks.preemption.signals=[SIGTERM,SIGFOO]", r"^callbacks.preemption.signals has 'SIGFOO', not a signal name; "
+                                                     r"accepted: names such as SIGTERM, SIGUSR1, SIGUSR2\.$"),
+])
+def test_bad_preemption_settings_are_refused_in_one_sentence(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        run(compose(tiny_run_overrides(tmp_path, 2, override)))
+    assert not (tmp_path / "checkpoints").exists()

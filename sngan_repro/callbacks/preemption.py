@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pytorch_lightning.callbacks import Callback
 
+from ..errors import ConfigError
 from .run_record import RunRecord, now
 
 
@@ -30,6 +31,13 @@ class Preemption(Callback):
 
     def __init__(self, checkpoint: str, run_directory: str, signals: list[str] = ("SIGTERM", "SIGUSR1", "SIGUSR2"),
                  check_every: int = 10):
+        if not isinstance(check_every, int) or check_every < 1:
+            raise ConfigError(f"callbacks.preemption.check_every={check_every} must be an integer >= 1 (generator "
+                              f"updates between the ranks' checks for a stop signal).")
+        unknown = [name for name in signals if name not in signal.Signals.__members__]
+        if unknown:
+            raise ConfigError(f"callbacks.preemption.signals has {unknown[0]!r}, not a signal name; accepted: names "
+                              f"such as SIGTERM, SIGUSR1, SIGUSR2.")
         self.checkpoint, self.run_directory, self.check_every = Path(checkpoint), run_directory, check_every
         self.signals = [signal.Signals[name] for name in signals]
         self.received: list[signal.Signals] = []
