@@ -119,7 +119,7 @@ class GAN(pl.LightningModule):
         """This rank's n codes: its rows of the draw for all ranks' n * world_size."""
         return self.latent_draw(n * self.world_size, stream, step)[self.global_rank :: self.world_size]
 
-    def rank_share(self, stream: str, step: int) -> "RankShare":
+    def rank_share(self, stream: str, step: int) -> RankShare:
         """Uniform draws of one stream and step, made for all ranks and cut to this rank's rows."""
         return RankShare(self.rng(stream, step), self.global_rank, self.world_size)
 
