@@ -56,13 +56,10 @@ def check_process_launch(trainer: pl.Trainer) -> None:
                           f"multi-device ones one at a time without -m.")
 
 
-def resumable_checkpoint(cfg: DictConfig) -> str | None:
-    """The checkpoint to resume from: ``ckpt_path`` if given, else the run directory's own ``last.ckpt`` (left by a
-    preempted, requeued or crashed run of the same directory), else None (a fresh run)."""
-    if cfg.ckpt_path:
-        return cfg.ckpt_path
-    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    return str(last) if last.is_file() else None
+def own_last_checkpoint(output_dir: Path) -> Path | None:
+    """The run directory's own ``last.ckpt`` (left by a preempted, requeued or crashed run of this directory)."""
+    last = output_dir / "checkpoints" / "last.ckpt"
+    return last if last.is_file() else None
 
 
 def run(cfg: DictConfig) -> GAN:
@@ -70,9 +67,10 @@ def run(cfg: DictConfig) -> GAN:
     validate(resolve(cfg))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if not cfg.ckpt_path and resumable_checkpoint(cfg):
+    last = None if cfg.ckpt_path else own_last_checkpoint(output_dir)
+    if last is not None:  # given no checkpoint, a run continues from its own
         with open_dict(cfg):
-            cfg.ckpt_path = str(check_checkpoint(resumable_checkpoint(cfg)))
+            cfg.ckpt_path = str(check_checkpoint(last))
         print(f"Continuing this run from its own {cfg.ckpt_path}", file=sys.stderr)
 
     trainer = build_trainer(cfg, output_dir)  # refuses bad callback or logger settings before any data is read

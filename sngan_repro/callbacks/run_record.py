@@ -109,10 +109,12 @@ def device_names(trainer) -> list[str]:
     return [f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs)"]
 
 
-def batch_sizes(cfg, world_size: int) -> dict:
-    """``train.batch_size`` and ``train.g_batch_size`` are global (all ranks together)."""
-    return {"global": cfg.train.batch_size, "per_rank": cfg.train.batch_size // world_size,
-            "generator_global": cfg.train.g_batch_size, "generator_per_rank": cfg.train.g_batch_size // world_size}
+def batch_sizes(cfg) -> dict:
+    """``train.batch_size`` and ``train.g_batch_size`` are global (all ranks together); ``train.run`` has added each
+    rank's share to the config once the number of ranks was known."""
+    train = cfg.train
+    return {"global": train.batch_size, "per_rank": train.batch_size_per_rank,
+            "generator_global": train.g_batch_size, "generator_per_rank": train.g_batch_size_per_rank}
 
 
 def session_start(trainer, pl_module) -> dict:
@@ -135,7 +137,7 @@ def session_start(trainer, pl_module) -> dict:
         "strategy": type(trainer.strategy).__name__,
         "accelerator": type(trainer.accelerator).__name__,
         "precision": trainer.precision,
-        "batch": batch_sizes(cfg, trainer.world_size),
+        "batch": batch_sizes(cfg),
         "devices": device_names(trainer),
         "hostname": socket.gethostname(),
     }
