@@ -23,3 +23,7 @@ class TrainingDivergedError(SnganReproError):
 
 class MetricsUnavailableError(SnganReproError):
     """A metric's feature extractor cannot be loaded (e.g. no Inception weights offline)."""
+
+
+class ReportError(SnganReproError):
+    """A path given to the report holds no run, or a run's files cannot be read."""

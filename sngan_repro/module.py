@@ -15,6 +15,7 @@ computes on the global batch, whatever the number of ranks.
 
 import hashlib
 import math
+import time
 
 import pytorch_lightning as pl
 import torch
@@ -92,6 +93,8 @@ class GAN(pl.LightningModule):
         # mean D(x) - mean D(G(z)) of the last critic update before each generator update, kept on the device
         # and written at the next logging step (every generator step is logged without a per-step host sync)
         self._pending_gaps: list[tuple[int, torch.Tensor]] = []
+        # wall seconds and count of the critic updates timed before the next logged generator update
+        self._critic_timing = [0.0, 0]
 
     @property
     def world_size(self) -> int:
@@ -153,9 +156,25 @@ class GAN(pl.LightningModule):
         if self.g_step >= self.cfg.train.steps:  # resumed from a run that already reached train.steps
             self.trainer.should_stop = True
 
+    def _logs_at(self, g_step: int) -> bool:
+        return g_step % self.cfg.train.log_every == 0 or g_step == self.cfg.train.steps
+
+    def _synchronized_clock(self) -> float:
+        """time.perf_counter() once the device has finished its queued work (a host sync on GPUs)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
     def training_step(self, real: torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
+        # the critic updates before a logged generator update are timed (Kligvasser & Michaeli, App. F: time of one
+        # critic update); only there, since timing a GPU needs a host sync
+        timed = self._logs_at(self.g_step + 1)
+        started = self._synchronized_clock() if timed else 0.0
         d_out = self.discriminator_update(real, opt_d)
+        if timed:
+            self._critic_timing[0] += self._synchronized_clock() - started
+            self._critic_timing[1] += 1
         self.d_steps_since_g += 1
         self.generator_stepped = self.d_steps_since_g >= self.n_dis(self.g_step)
         if not self.generator_stepped:
@@ -166,7 +185,7 @@ class GAN(pl.LightningModule):
         self._pending_gaps.append((self.g_step, d_out["d_out/real"].mean() - d_out["d_out/fake"].mean()))
         for scheduler in self._schedulers():
             scheduler.step()
-        if self.g_step % self.cfg.train.log_every == 0 or self.g_step == self.cfg.train.steps:
+        if self._logs_at(self.g_step):
             self._log_scalars({**d_out, **g_out})
         if self.g_step >= self.cfg.train.steps:
             self.trainer.should_stop = True
@@ -251,6 +270,10 @@ class GAN(pl.LightningModule):
         scalars["lr/d"] = opt_d.param_groups[0]["lr"]
         scalars["grad_norm/g"] = _gradient_norm(self.generator)  # of the last generator update
         scalars["grad_norm/d"] = _gradient_norm(self.discriminator)  # of the last critic update
+        seconds, updates = self._critic_timing
+        if updates:  # wall time of one critic update (loss, backward, step, normalization), this rank's
+            scalars["time/critic_update_ms"] = 1000 * seconds / updates
+        self._critic_timing = [0.0, 0]
         for layer, scale in normalizing_constants(self.discriminator).items():
             scalars[f"norm_scale/{layer}"] = scale
         for layer, scale in normalizing_constants(self.generator).items():

@@ -12,7 +12,7 @@ from conftest import group_options
 from omegaconf import OmegaConf
 
 from sngan_repro import compose, validate
-from sngan_repro.paper_results import load_paper_results
+from sngan_repro.paper_results import load_paper_results, published_for, tag_mismatches
 from sngan_repro.train import run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,24 +119,23 @@ def test_every_published_number_is_trained_by_its_run_as_tagged():
     for record, point in _runs():
         cfg = _composed(tuple(point))
         validate(cfg)
-        label = (record["paper"], record["table"], record["row"], point)
-        assert cfg.choices.dataset == record["dataset"] and cfg.choices.arch == record["arch"], label
-        if record["method"] in XIANG_VARIANTS and cfg.choices.arch.startswith("xiang"):
-            assert cfg.arch.variant == record["method"], label
-        elif record["method"] in HEADS:
-            assert cfg.arch.head == record["method"], label
-        else:
-            assert cfg.choices.norm == record["method"], label
-        if record.get("loss"):
-            assert cfg.choices.loss == record["loss"], label
-        if record.get("g_steps"):
-            assert cfg.train.steps == record["g_steps"], label
-        if record.get("optim") in group_options("optim"):
-            assert cfg.choices.optim == record["optim"], label
-        if isinstance(record.get("n_dis"), int):
-            assert cfg.optim.n_dis == record["n_dis"], label
-        if record.get("iteration"):
-            assert cfg.train.steps >= record["iteration"], label  # the run reaches the reported checkpoint
+        assert tag_mismatches(record, cfg) == {}, (record["paper"], record["table"], record["row"], point)
+        assert record in published_for(cfg)  # the report finds it beside such a run
+
+
+def test_a_run_differing_in_a_tag_is_told_apart():
+    """The tags are compared for real: a run of another setting, loss or length differs in exactly that tag."""
+    record = next(r for r in load_paper_results() if r["row"] == "(ours) SN-GANs" and r["dataset"] == "cifar10"
+                  and r["metric"] == "fid")
+    base = ["experiment=sngan_cifar10_cnn", "loss=nonsat", "train.steps=100000"]
+    assert tag_mismatches(record, compose(base)) == {}
+    assert tag_mismatches(record, compose([*base, "optim=C"])) == {"optim": "paper B, run C"}
+    assert set(tag_mismatches(record, compose([*base, "train.steps=500"]))) == {"g_steps"}
+    assert set(tag_mismatches(record, compose([*base, "loss=hinge"]))) == {"loss"}
+    assert record not in published_for(compose([*base, "optim=C"]))
+    assert record in published_for(compose([*base, "train.steps=500"]))  # the length is said, not a mismatch
+    best_of = next(r for r in load_paper_results() if r["row"] == "Weight Norm." and r["dataset"] == "cifar10")
+    assert "optim" not in tag_mismatches(best_of, compose(["experiment=sngan_cifar10_cnn", "norm=wn", "optim=E"]))
 
 
 @pytest.mark.slow

@@ -12,7 +12,12 @@ from importlib import resources
 
 import yaml
 
+from ..config import CONFIG_DIR
+from ..nn.heads import HEADS
+
 REQUIRED = ("paper", "table", "row", "dataset", "arch", "method", "metric", "value", "protocol", "run")
+# the tags that say which run a number is of; the others (run length, n_dis) are said beside it when they differ
+IDENTITY_TAGS = ("dataset", "arch", "method", "loss", "optim")
 
 
 def load_paper_results() -> list[dict]:
@@ -29,3 +34,46 @@ def load_paper_results() -> list[dict]:
                 raise ValueError(f"{entry.name}: {result} lacks {', '.join(missing)}")
             records.append(record)
     return records
+
+
+def studied_option(cfg, method: str) -> str:
+    """The value, in a run's config, of the option a paper's ``method`` names: Xiang & Li's model variant
+    (``arch.variant``), Mullery & Whelan's generator head (``arch.head``), else the critic normalization."""
+    if "variant" in cfg.arch:
+        return cfg.arch.variant
+    if method in HEADS:
+        return cfg.arch.head
+    return cfg.choices.norm
+
+
+def _is_optim_option(name) -> bool:
+    return isinstance(name, str) and (CONFIG_DIR / "optim" / f"{name}.yaml").is_file()
+
+
+def tag_mismatches(record: dict, cfg) -> dict[str, str]:
+    """{tag: 'paper …, run …'} for each of the record's tags a run's composed config differs in. An ``optim``
+    that is not one setting (e.g. "best of A-F") matches every setting; ``g_steps`` is compared with
+    ``train.steps``, ``iteration`` (the checkpoint a number is from) must be within it."""
+    run = {"dataset": cfg.choices.dataset, "arch": cfg.choices.arch, "method": studied_option(cfg, record["method"]),
+           "loss": cfg.choices.loss, "optim": cfg.choices.optim, "n_dis": cfg.optim.n_dis,
+           "g_steps": cfg.train.steps}
+    differing = {}
+    for tag, value in run.items():
+        published = record.get(tag)
+        if published is None or (tag == "optim" and not _is_optim_option(published)):
+            continue
+        if tag == "n_dis" and not isinstance(published, int):  # "best of A-F"
+            continue
+        if published != value:
+            differing[tag] = f"paper {published}, run {value}"
+    if record.get("iteration") and cfg.train.steps < record["iteration"]:
+        differing["iteration"] = f"paper's checkpoint {record['iteration']}, run ends at {cfg.train.steps}"
+    return differing
+
+
+def published_for(cfg, records: list[dict] | None = None) -> list[dict]:
+    """The published numbers of runs configured as ``cfg`` in the identity tags (dataset, architecture, method,
+    loss, optimizer setting); the run length and n_dis may differ and are for the caller to say."""
+    records = load_paper_results() if records is None else records
+    return [record for record in records if record["run"] is not None
+            and not set(tag_mismatches(record, cfg)) & set(IDENTITY_TAGS)]
