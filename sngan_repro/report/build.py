@@ -154,9 +154,10 @@ def table_markdown(index: int, table: Table) -> list[str]:
     lines += [f"- `{name}`: {protocol or 'not recorded'}" for name, protocol in table.protocols().items()]
     lines += published_notes(table, published)
     if table.failed_runs:
-        lines += ["", "Failed runs:"]
-        lines += [f"- `{run.directory}` ({' '.join(f'{k}={v}' for k, v in run.overrides.items())}): "
-                  f"{run.error or 'no error recorded'}" for run in table.failed_runs]
+        lines += ["", "Failed runs (their overrides that the measured runs do not all share):"]
+        shared = table.shared_overrides()
+        lines += [f"- `{run.directory}` ({' '.join(f'{k}={v}' for k, v in run.overrides.items() if shared.get(k) != v)}"
+                  f"): {run.error or 'no error recorded'}" for run in table.failed_runs]
     return lines
 
 
@@ -183,7 +184,7 @@ def published_notes(table: Table, published: dict) -> list[str]:
                        f"to compare")
         else:
             verdict = "this project has no preset of it, so our columns are not comparable with it"
-        lines.append(f"- {published_header(key)}: the paper's protocol: {record['protocol']}. {verdict.capitalize()}.")
+        lines.append(f"- {published_header(key)}: the paper's protocol: {record['protocol']}. {verdict[0].upper() + verdict[1:]}.")
         if not _is_one_setting(record):
             lines.append(f"  - The paper reports the {record['optim']} (its best setting); each row here is one "
                          f"setting.")

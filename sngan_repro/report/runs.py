@@ -126,6 +126,14 @@ class Run:
                 return str(OmegaConf.to_container(selected) if isinstance(selected, DictConfig) else selected)
         return self.overrides.get(key, "—")
 
+    def leaf_keys(self, key: str) -> list[str]:
+        """``key``, or when the run's config holds a node there (an override like ``metrics.measures.x={...}``),
+        the dotted keys of its values."""
+        node = OmegaConf.select(self.config, key, default=None) if self.config is not None else None
+        if not isinstance(node, DictConfig) or key in self.choices:
+            return [key]
+        return [leaf for child in node for leaf in self.leaf_keys(f"{key}.{child}")]
+
     @property
     def error(self) -> str | None:
         """The sentence that stopped the run: its ``error.txt`` (one line, 'ErrorClass: sentence'), else run.json's."""

@@ -93,6 +93,14 @@ class Table:
             return ", ".join(f"{key}={row.factors[key]}" for key in factors)
         return f"norm={row.runs[0].value_of('norm')}"
 
+    def shared_overrides(self) -> dict[str, str]:
+        """The overrides every measured run was given alike."""
+        runs = self.measured_runs
+        shared = dict(runs[0].overrides) if runs else {}
+        for run in runs[1:]:
+            shared = {key: value for key, value in shared.items() if run.overrides.get(key) == value}
+        return shared
+
     def fixed(self) -> dict[str, str]:
         """The choices of the groups that say what a run computes, where every measured run shares them."""
         runs = self.measured_runs
@@ -108,7 +116,7 @@ def varying_factors(runs: list[Run]) -> list[str]:
     """The override keys (seed aside) whose value differs between the runs, in command-line order."""
     keys = {}
     for run in runs:
-        keys.update(dict.fromkeys(key for key in run.overrides if key != SEED))
+        keys.update(dict.fromkeys(leaf for key in run.overrides if key != SEED for leaf in run.leaf_keys(key)))
     return [key for key in keys if len({run.value_of(key) for run in runs}) > 1]
 
 

@@ -1,0 +1,245 @@
+"""The report: a real sweep (2 methods x 2 settings, plus a job that fails) through the command line, then
+``python -m sngan_repro.report``; the tables' values, the failure, the CSV and each figure's plotted data are
+checked against the runs' own files, read here independently of the report's reader."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.util import tensor_util
+
+from sngan_repro import compose
+from sngan_repro.report import build_report
+from sngan_repro.report.__main__ import main as report_main
+from sngan_repro.train import run
+
+RECONSTRUCTION = "reconstruction/running_4img_2steps"
+TINY = ["experiment=quickstart", "dataset=synthetic", "dataset.size=64", "dataset.image_size=16",
+        "dataset.channels=1", "dataset.heldout=6", "arch.width=0.125", "train.steps=6", "train.batch_size=8",
+        "train.log_every=2", "train.sample_every=3", "train.checkpoint_every=0", "train.num_samples=8",
+        "train.diagnostics_every=0", "metrics=xiang_running", "metrics.measures.reconstruction={every: 3, images: 4, steps: 2}",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def _train_cli(*overrides: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "sngan_repro.train", "-m", *TINY, *overrides],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """norm=sn,none x optim=B,C in one sweep, and in the same sweep folder a job whose n_dis is refused."""
+    folder = tmp_path_factory.mktemp("report") / "sweep"
+    _train_cli("norm=sn,none", "optim=B,C", f"hydra.sweep.dir={folder}")
+    _train_cli("optim.n_dis=0", f"hydra.sweep.dir={folder}", "hydra.sweep.subdir=failing")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(sweep):
+    return build_report([sweep])
+
+
+def _logged(run_directory, tag: str) -> dict[int, float]:
+    """{step: value} of a scalar, straight from the event file's records."""
+    values = {}
+    for path in sorted((run_directory / "tensorboard").glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == tag:  # a simple value, or a scalar tensor (summary format v2)
+                    values[event.step] = (value.simple_value if value.WhichOneof("value") == "simple_value"
+                                          else float(tensor_util.make_ndarray(value.tensor)))
+    return values
+
+
+def _jobs(sweep) -> dict[tuple[str, str], object]:
+    """{(norm, optim): job folder} of the 2x2 sweep, from each job's own overrides."""
+    jobs = {}
+    for job in sweep.iterdir():
+        overrides_file = job / ".hydra" / "overrides.yaml"
+        if job.name != "failing" and overrides_file.is_file():
+            overrides = dict(o.split("=", 1) for o in yaml.safe_load(overrides_file.read_text()))
+            jobs[overrides["norm"], overrides["optim"]] = job
+    assert len(jobs) == 4
+    return jobs
+
+
+def _markdown_rows(text: str, header_start: str) -> tuple[list[str], list[list[str]]]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    header = [cell.strip() for cell in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return header, rows
+
+
+@pytest.mark.slow
+def test_the_sweep_table_has_a_row_per_point_with_its_values_and_lists_the_failure(sweep, report):
+    jobs = _jobs(sweep)
+    text = (report.output / "report.md").read_text()
+    header, rows = _markdown_rows(text, "| norm | optim |")
+    assert header[:4] == ["norm", "optim", "seeds", "g_step"] and RECONSTRUCTION in header
+    assert sorted((row[0], row[1]) for row in rows) == sorted(jobs)
+    for row in rows:
+        logged = _logged(jobs[row[0], row[1]], RECONSTRUCTION)
+        assert row[3] == "6" and float(row[header.index(RECONSTRUCTION)]) == pytest.approx(logged[6], rel=1e-3)
+    assert "(optim.n_dis=0): optim.n_dis=0 must be an integer >= 1" in text  # the failure, with what set it apart
+    assert "No published number is of these runs (dataset=synthetic" in text
+    assert f"- `{RECONSTRUCTION}`: " in text  # its protocol is stated
+
+    with (report.output / "report.csv").open() as file:
+        records = list(csv.DictReader(file))
+    assert len(records) == 5
+    failed = [record for record in records if record["status"] == "failed"]
+    assert len(failed) == 1 and "optim.n_dis=0 must be an integer >= 1" in failed[0]["error"]
+    for record in records:
+        if record["status"] != "failed":
+            job = jobs[record["norm"], record["optim"]]
+            assert record["run"] == str(job) and record["status"] == "finished"
+            assert float(record[RECONSTRUCTION]) == pytest.approx(_logged(job, RECONSTRUCTION)[6], rel=1e-6)
+
+
+def _figure(report, name: str) -> dict:
+    folder = report.output / "figures" / "1-sweep"
+    assert (folder / f"{name}.png").is_file()
+    import matplotlib.image
+
+    assert matplotlib.image.imread(folder / f"{name}.png").shape[2] in (3, 4)
+    return json.loads((folder / f"{name}.json").read_text())
+
+
+def _drawn_lines(report, name: str) -> list[dict]:
+    """{label: (x, y)} of the lines the figure draws, per panel, from the report's own figure object."""
+    figure_data = next(f for f in report.figures[report.tables[0].title] if f.name == name)
+    figure = figure_data.draw()
+    return [{line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in axes.get_lines()
+             if not line.get_label().startswith("_")} for axes in figure.axes if axes.get_visible()]
+
+
+@pytest.mark.slow
+def test_each_figure_plots_one_series_per_method_from_the_runs_data(sweep, report):
+    jobs, methods = _jobs(sweep), {"norm=sn", "norm=none"}
+    scores = _figure(report, "scores_by_setting")
+    (panel,) = scores["panels"]
+    assert set(panel["series"]) == methods
+    for method, series in panel["series"].items():
+        assert series["x"] == ["B", "C"]
+        expected = [_logged(jobs[method.split("=")[1], s], RECONSTRUCTION)[6] for s in "BC"]
+        np.testing.assert_allclose(series["y"], expected, rtol=1e-6)
+    drawn = _drawn_lines(report, "scores_by_setting")
+    assert set(drawn[0]) == methods and all(y == panel["series"][m]["y"] for m, (_, y) in drawn[0].items())
+
+    curves = _figure(report, "curve_" + RECONSTRUCTION.replace("/", "_"))
+    assert [p["title"] for p in curves["panels"]] == ["optim=B", "optim=C"]
+    for panel, setting in zip(curves["panels"], "BC"):
+        assert set(panel["series"]) == methods
+        logged = _logged(jobs["sn", setting], RECONSTRUCTION)
+        assert panel["series"]["norm=sn"]["x"] == sorted(logged) == [0, 3, 6]
+        np.testing.assert_allclose(panel["series"]["norm=sn"]["y"], [logged[s] for s in (0, 3, 6)], rtol=1e-6)
+
+    gaps = _figure(report, "critic_gap")
+    for panel, setting in zip(gaps["panels"], "BC"):
+        assert set(panel["series"]) == methods
+        logged = _logged(jobs["none", setting], "d_out/real_minus_fake")
+        values = [logged[s] for s in sorted(logged)]  # 6 points: the running mean's window is all of them
+        np.testing.assert_allclose(panel["series"]["norm=none"]["y"], [np.mean(values)], rtol=1e-5)
+
+    spectra = _figure(report, "singular_values_optim=B")
+    assert all(set(panel["series"]) == methods for panel in spectra["panels"])
+    state = torch.load(jobs["none", "B"] / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    weight = state["state_dict"]["discriminator.features.0.weight"].double().flatten(1)  # norm=none: as stored
+    squared = torch.linalg.svdvals(weight) ** 2
+    panel = next(p for p in spectra["panels"] if p["title"] == "features.0")
+    np.testing.assert_allclose(panel["series"]["norm=none"]["y"], (squared / squared[0]).tolist(), rtol=1e-6)
+
+    histograms = _figure(report, "pixel_histograms_optim=C")
+    for panel in histograms["panels"]:
+        assert set(panel["series"]) == {"data"} | methods
+        for series in panel["series"].values():  # each a probability density over the pixel values
+            width = series["x"][1] - series["x"][0]
+            assert sum(series["y"]) * width == pytest.approx(1.0, rel=1e-6)
+
+    timing = _figure(report, "critic_update_time")
+    (panel,) = timing["panels"]
+    assert {label.split(" (")[0] for label in panel["series"]} == methods
+    assert all(series["y"][0] > 0 for series in panel["series"].values())
+    logged = _logged(jobs["sn", "B"], "time/critic_update_ms")
+    assert sorted(logged) == [2, 4, 6]  # the critic updates before each logged generator update are timed
+
+
+@pytest.mark.slow
+def test_metrics_under_different_protocols_land_in_different_columns(sweep, tmp_path):
+    """The same metric with 6 images instead of 4 is another protocol, so another column; neither run has a
+    value in the other's."""
+    other = tmp_path / "six_images"
+    six_images = [o.replace("images: 4", "images: 6") for o in TINY]
+    run(compose([*six_images, "optim=B", f"paths.output_dir={other}"]))
+    one_of_the_sweep = _jobs(sweep)["sn", "B"]
+    built = build_report([one_of_the_sweep, other], tmp_path / "report")
+    text = (built.output / "report.md").read_text()
+    header, rows = _markdown_rows(text, "| metrics.measures.reconstruction.images |")
+    six = "reconstruction/running_6img_2steps"
+    assert RECONSTRUCTION in header and six in header
+    by_images = {row[0]: row for row in rows}
+    assert by_images["4"][header.index(six)] == "—" and by_images["6"][header.index(RECONSTRUCTION)] == "—"
+    assert float(by_images["6"][header.index(six)]) == pytest.approx(_logged(other, six)[6], rel=1e-3)
+    assert f"- `{six}`: " in text and f"- `{RECONSTRUCTION}`: " in text
+
+
+def _fake_run(folder, overrides: list[str], final: dict | None, preset: str = "paper_miyato"):
+    """A run directory as train writes it (config, overrides, record) for CIFAR-10 settings this machine cannot
+    train; ``final``: the results of an evaluation document of the last checkpoint."""
+    cfg = compose(overrides)
+    OmegaConf.resolve(cfg.choices)
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create({"choices": cfg.choices, **{
+        key: cfg[key] for key in ("dataset", "arch", "norm", "loss", "optim", "train", "seed")}})))
+    (folder / "run.json").write_text(json.dumps({"status": "finished", "g_step": cfg.train.steps}))
+    if final is not None:
+        (folder / "evaluation").mkdir()
+        (folder / "evaluation" / "last_x.json").write_text(json.dumps({
+            "g_step": cfg.train.steps, "metrics_preset": preset,
+            "results": {name: {"value": value, "protocol": f"protocol of {name}"} for name, value in final.items()}}))
+
+
+def test_published_numbers_sit_beside_their_rows_with_the_protocol_and_length_said(tmp_path):
+    base = ["experiment=sngan_cifar10_cnn", "loss=nonsat", "train.steps=500"]
+    _fake_run(tmp_path / "sweep" / "0", [*base, "optim=B"], {"is/50k_10splits": 6.0, "is/50k_10splits_std": 0.1})
+    _fake_run(tmp_path / "sweep" / "1", [*base, "optim=C"], {"is/50k_10splits": 5.0, "is/50k_10splits_std": 0.2})
+    built = build_report([tmp_path / "sweep"])
+    text = (built.output / "report.md").read_text()
+    header, rows = _markdown_rows(text, "| optim |")
+    column = header.index("published inception_score (Miyato et al. 2018 (SN-GAN), Table 2)")
+    by_setting = {row[0]: row for row in rows}
+    assert by_setting["B"][column] == "7.42 ± 0.08"  # "(ours) SN-GANs": setting B
+    assert by_setting["C"][column] == "—"
+    assert by_setting["B"][header.index("is/50k_10splits")] == "6 ± 0.1 (splits)"
+    assert "Ours were evaluated with metrics=paper_miyato" in text
+    assert "the paper's number is after 100000 generator updates, ours after 500" in text
+
+    _fake_run(tmp_path / "logged" / "0", [*base, "optim=B"], {"is/50k_10splits": 6.0}, preset="train_fast")
+    text = (build_report([tmp_path / "logged"]).output / "report.md").read_text()
+    assert "NOT the protocol of our columns" in text and "metrics=paper_miyato" in text
+
+
+def test_report_refuses_paths_without_runs_in_one_sentence(tmp_path, capsys):
+    assert report_main([str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'missing'} is not a directory; give run or "
+                                              f"sweep directories (multirun/<day>/<time>).")
+    (tmp_path / "empty").mkdir()
+    assert report_main([str(tmp_path / "empty")]) == 2
+    assert "holds no run directory" in capsys.readouterr().err
+    assert report_main([str(tmp_path), str(tmp_path)]) == 2
+    assert "no --output" in capsys.readouterr().err
