@@ -4,15 +4,19 @@
     .venv/bin/python scripts/sweep.py miyato_table2 --print       # the commands, without running them
     .venv/bin/python scripts/sweep.py miyato_table2 [overrides]   # run them (extra overrides are appended,
                                                                   # e.g. hydra/launcher=... trainer=gpu)
+    .venv/bin/python scripts/sweep.py digits_settings --report    # run them, then python -m sngan_repro.report
 
 Each sweep is one or more `python -m sngan_repro.train -m ...` commands; a comma list is a
 Hydra sweep axis. Methods that need another loss (WGAN-GP, weight clipping) get their own command.
+The commands of one sweep write into one folder, multirun/<sweep>/<day>_<time>/<command>/<job>, so
+that `python -m sngan_repro.report multirun/<sweep>/<day>_<time>` makes the sweep's one table.
 """
 
 import argparse
 import shlex
 import subprocess
 import sys
+import time
 
 SETTINGS_MIYATO = "optim=A,B,C,D,E,F"
 SETTINGS_SAN = "optim=san_A,san_B,san_C,san_D,san_E,san_F"
@@ -115,8 +119,10 @@ SWEEPS: dict[str, tuple[str, list[list[str]]]] = {
 }
 
 
-def commands(name: str, extra: list[str]) -> list[list[str]]:
-    return [[sys.executable, "-m", "sngan_repro.train", "-m", *overrides, *extra] for overrides in SWEEPS[name][1]]
+def commands(name: str, extra: list[str], folder: str) -> list[list[str]]:
+    """The sweep's commands, each writing into ``folder/<its index>``."""
+    return [[sys.executable, "-m", "sngan_repro.train", "-m", *overrides, *extra, f"hydra.sweep.dir={folder}/{index}"]
+            for index, overrides in enumerate(SWEEPS[name][1])]
 
 
 def main() -> None:
@@ -125,15 +131,23 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides appended to every command")
     parser.add_argument("--list", action="store_true", help="list the sweeps")
     parser.add_argument("--print", action="store_true", help="print the commands instead of running them")
-    args = parser.parse_args()
+    parser.add_argument("--report", action="store_true", help="then write the report of the sweep's folder")
+    args = parser.parse_intermixed_args()
     if args.list or args.sweep is None:
         for name, (description, _) in sorted(SWEEPS.items()):
             print(f"{name:24s} {description}")
         return
-    for command in commands(args.sweep, args.overrides):
+    # hydra.sweep.dir=<folder> among the overrides names the sweep's folder
+    folders = [o.split("=", 1)[1] for o in args.overrides if o.startswith("hydra.sweep.dir=")]
+    folder = folders[-1] if folders else f"multirun/{args.sweep}/{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+    extra = [o for o in args.overrides if not o.startswith("hydra.sweep.dir=")]
+    report = ["-m", "sngan_repro.report", folder]
+    for command in [*commands(args.sweep, extra, folder), *([[sys.executable, *report]] if args.report else [])]:
         print(shlex.join(command), flush=True)
         if not args.print:
             subprocess.run(command, check=True)
+    if not args.report:
+        print(f"# the sweep's report: {shlex.join(['python', *report])}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ RECONSTRUCTION = "reconstruction/running_4img_2steps"
 TINY = ["experiment=quickstart", "dataset=synthetic", "dataset.size=64", "dataset.image_size=16",
         "dataset.channels=1", "dataset.heldout=6", "arch.width=0.125", "train.steps=6", "train.batch_size=8",
         "train.log_every=2", "train.sample_every=3", "train.checkpoint_every=0", "train.num_samples=8",
-        "train.diagnostics_every=0", "metrics=xiang_running", "metrics.measures.reconstruction={every: 3, images: 4, steps: 2}",
+        "train.diagnostics_every=0", "metrics=xiang_running",
+        "metrics.measures.reconstruction={every: 3, images: 4, steps: 2}",
         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 

@@ -184,7 +184,8 @@ def published_notes(table: Table, published: dict) -> list[str]:
                        f"to compare")
         else:
             verdict = "this project has no preset of it, so our columns are not comparable with it"
-        lines.append(f"- {published_header(key)}: the paper's protocol: {record['protocol']}. {verdict[0].upper() + verdict[1:]}.")
+        lines.append(f"- {published_header(key)}: the paper's protocol: {record['protocol']}. "
+                     f"{verdict[0].upper() + verdict[1:]}.")
         if not _is_one_setting(record):
             lines.append(f"  - The paper reports the {record['optim']} (its best setting); each row here is one "
                          f"setting.")

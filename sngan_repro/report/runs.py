@@ -17,6 +17,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from ..errors import ReportError
 from ..metrics import instantiate_metrics
 
 RUN_MARKERS = ("config.yaml", "run.json", "error.txt", ".hydra/overrides.yaml")
@@ -96,7 +97,10 @@ class Run:
     @cached_property
     def record(self) -> dict:
         path = self.directory / "run.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+        try:
+            return json.loads(path.read_text()) if path.is_file() else {}
+        except json.JSONDecodeError as error:
+            raise ReportError(f"{path} is not valid JSON ({error}); repair it or move the run away.") from None
 
     @cached_property
     def config(self) -> DictConfig | None:
