@@ -9,7 +9,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..evaluate import load_module
-from .runs import Run
+from .runs import Curve, Run
 from .tables import Row, Table, mean_std
 
 RUNNING_MEAN_POINTS = 100  # Mullery & Whelan plot the critic loss as a 100-point running mean
@@ -99,49 +99,54 @@ def scores_by_setting(table: Table) -> list[FigureData]:
     return [figure]
 
 
+def curve_panels(table: Table, tag: str, ylabel: str, summarize) -> list[Panel]:
+    """One panel per optimizer setting of the scalar ``tag`` over generator updates, one series per method:
+    ``summarize(curves of the method's runs)``."""
+    panels = []
+    for setting, rows in by_setting(table).items():
+        series = {}
+        for row in rows:
+            curves = [run.scalars()[tag] for run in row.runs if tag in run.scalars()]
+            if curves:
+                series[table.method_of(row)] = summarize(curves)
+        if series:
+            panels.append(Panel(setting_title(table, setting), "generator updates", ylabel, series))
+    return panels
+
+
+def over_seeds(curves: list[Curve]) -> Series:
+    """Mean ± std over the runs (seeds) at the generator updates every one of them logged."""
+    steps = sorted(set.intersection(*(set(curve.steps.tolist()) for curve in curves)))
+    stacked = np.array([[dict(zip(curve.steps.tolist(), curve.values))[step] for step in steps] for curve in curves])
+    return Series(steps, stacked.mean(axis=0).tolist(), stacked.std(axis=0, ddof=1).tolist() if len(curves) > 1
+                  else None)
+
+
+def running_mean(curves: list[Curve]) -> Series:
+    """The mean over the runs of each run's running mean over RUNNING_MEAN_POINTS logged points (all of them when
+    fewer were logged)."""
+    length = min(len(curve.steps) for curve in curves)
+    window = min(RUNNING_MEAN_POINTS, length)
+    kernel = np.full(window, 1.0 / window)
+    smoothed = np.mean([np.convolve(curve.values[:length], kernel, mode="valid") for curve in curves], axis=0)
+    return Series(curves[0].steps[window - 1:length].tolist(), smoothed.tolist())
+
+
 def learning_curves(table: Table) -> list[FigureData]:
     """Each quality metric over generator updates, one series per method, mean ± std over seeds at the updates
     every seed measured (Kligvasser & Michaeli Fig. 14 and 17; Xiang & Li's running reconstruction loss, Fig. 1)."""
-    figures = []
-    for metric in table.metrics:
-        figure = FigureData(f"curve_{slug(metric)}", f"{metric} during training")
-        for setting, rows in by_setting(table).items():
-            series = {}
-            for row in rows:
-                curves = [run.scalars()[metric] for run in row.runs if metric in run.scalars()]
-                if not curves:
-                    continue
-                steps = sorted(set.intersection(*(set(curve.steps.tolist()) for curve in curves)))
-                stacked = np.array([[dict(zip(c.steps.tolist(), c.values))[s] for s in steps] for c in curves])
-                std = stacked.std(axis=0, ddof=1).tolist() if len(curves) > 1 else None
-                series[table.method_of(row)] = Series(steps, stacked.mean(axis=0).tolist(), std)
-            if series:
-                figure.panels.append(Panel(setting_title(table, setting), "generator updates", metric, series))
-        if figure.panels:
-            figures.append(figure)
-    return figures
+    figures = [FigureData(f"curve_{slug(metric)}", f"{metric} during training",
+                          curve_panels(table, metric, metric, over_seeds)) for metric in table.metrics]
+    return [figure for figure in figures if figure.panels]
 
 
 def critic_gap(table: Table) -> list[FigureData]:
     """The critic's E[D(x)] - E[D(G(z))] at every generator update (with loss=wgan its Wasserstein estimate, the
     critic loss without the penalty) as a 100-point running mean (Mullery & Whelan, Fig. 3), per method (mean over
     seeds of the running means)."""
-    figure = FigureData("critic_gap", f"critic's E[D(x)] - E[D(G(z))], {RUNNING_MEAN_POINTS}-point running mean")
-    for setting, rows in by_setting(table).items():
-        series = {}
-        for row in rows:
-            curves = [run.scalars()[CRITIC_GAP] for run in row.runs if CRITIC_GAP in run.scalars()]
-            if not curves:
-                continue
-            length = min(len(curve.steps) for curve in curves)
-            window = min(RUNNING_MEAN_POINTS, length)
-            kernel = np.full(window, 1.0 / window)
-            smoothed = np.mean([np.convolve(c.values[:length], kernel, mode="valid") for c in curves], axis=0)
-            series[table.method_of(row)] = Series(curves[0].steps[window - 1:length].tolist(), smoothed.tolist())
-        if series:
-            figure.panels.append(Panel(setting_title(table, setting), "generator updates",
-                                       "E[D(x)] - E[D(G(z))]", series))
-    return [figure] if figure.panels else []
+    panels = curve_panels(table, CRITIC_GAP, "E[D(x)] - E[D(G(z))]", running_mean)
+    title = f"critic's E[D(x)] - E[D(G(z))], {RUNNING_MEAN_POINTS}-point running mean"
+    return [FigureData("critic_gap", title, panels)] if panels else []
 
 
 def pixel_histograms(table: Table) -> list[FigureData]:
