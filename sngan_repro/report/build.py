@@ -234,7 +234,8 @@ def write_csv(report: Report) -> Path:
                          *metrics, *(f"{name} source" for name in metrics)])
         for table, run in runs:
             final = run.final if run.status != "failed" else {}
-            writer.writerow([table.title, str(run.directory), run.status, run.error or "", run.final_g_step or "",
+            writer.writerow([table.title, str(run.directory), run.status, run.error or "",
+                             "" if run.final_g_step is None else run.final_g_step,
                              *(run.choices.get(group, "") for group in groups),
                              *(run.value_of(key) for key in overrides),
                              *(final[name].value if name in final else "" for name in metrics),
