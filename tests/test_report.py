@@ -244,3 +244,32 @@ def test_report_refuses_paths_without_runs_in_one_sentence(tmp_path, capsys):
     assert "holds no run directory" in capsys.readouterr().err
     assert report_main([str(tmp_path), str(tmp_path)]) == 2
     assert "no --output" in capsys.readouterr().err
+
+
+def test_sweep_commands_run_side_by_side_each_on_its_share_of_the_threads(tmp_path):
+    """scripts/sweep.py --jobs 2: commands run two at a time, each with half the CPU threads, output in
+    <folder>/<index>.log; a failing command is returned, the others still run."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "sweep.py"
+    spec = importlib.util.spec_from_file_location("sweep", script)
+    sweep_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep_script)
+    started = tmp_path / "started"
+    started.mkdir()
+    # each command marks its start, waits (up to 60 s) until two have started, prints how many have
+    commands = [[sys.executable, "-c", f"import os, pathlib, time; p = pathlib.Path({str(started)!r}); "
+                 f"(p / '{index}').touch(); deadline = time.time() + 60\n"
+                 f"while len(list(p.iterdir())) < 2 and time.time() < deadline: time.sleep(0.05)\n"
+                 f"print(len(list(p.iterdir())), os.environ['OMP_NUM_THREADS']); raise SystemExit({index == 1})"]
+                for index in range(3)]
+    failed = sweep_script.run_side_by_side(commands, 2, tmp_path / "sweep")
+    assert failed == [commands[1]]
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    seen = [(tmp_path / "sweep" / f"{index}.log").read_text().split() for index in range(3)]
+    counts = [int(count) for count, _ in seen]
+    assert min(counts[:2]) >= 2 and counts[2] == 3  # the first two ran together (alone, one would wait 60 s and
+    # print 1), the third only once one of them had ended
+    assert all(share == threads for _, share in seen)
