@@ -98,6 +98,9 @@ def test_the_sweep_table_has_a_row_per_point_with_its_values_and_lists_the_failu
     assert "(optim.n_dis=0): optim.n_dis=0 must be an integer >= 1" in text  # the failure, with what set it apart
     assert "No published number is of these runs (dataset=synthetic" in text
     assert f"- `{RECONSTRUCTION}`: " in text  # its protocol is stated
+    assert [(row[0], row[1]) for row in rows] == [("none", "B"), ("none", "C"), ("sn", "B"), ("sn", "C")]
+    recorded = json.loads((jobs["sn", "B"] / "run.json").read_text())["metrics"]  # as the run named it
+    assert list(recorded) == [RECONSTRUCTION] and "4 held-out images" in recorded[RECONSTRUCTION]
 
     with (report.output / "report.csv").open() as file:
         records = list(csv.DictReader(file))

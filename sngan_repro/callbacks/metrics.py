@@ -23,6 +23,11 @@ class MetricsCallback(GeneratorStepCallback):
     def logged_names(self) -> dict[str, int]:
         return {name: metric.every for metric in self.metrics.values() for name in metric.names()}
 
+    def measured_protocols(self) -> dict[str, str]:
+        # after setup the names are final (e.g. FID's real-image count once the dataset is known)
+        return {name: metric.protocols().get(name, "") for metric in self.metrics.values() if metric.every
+                for name in metric.names()}
+
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit":
             return

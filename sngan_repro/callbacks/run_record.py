@@ -4,9 +4,10 @@
 started, from which source, with which library versions, on how many devices, or whether it ended. The
 record adds that: the command line and Hydra overrides, the group choices, the git commit of the source
 (and whether it had uncommitted changes), the versions, the world size and the batch per rank, the devices,
-and the run's status ("running", then "finished" or "failed"). A resumed run keeps the earlier record and
-appends a session to ``sessions``; the top-level fields describe the latest session. Only global rank 0
-writes. Other code can set fields later with ``RunRecord.update`` (e.g. a status "preempted").
+the quality metrics measured during training with their protocols (``metrics``: {name: sentence}), and the
+run's status ("running", then "finished" or "failed"). A resumed run keeps the earlier record and appends
+a session to ``sessions``; the top-level fields describe the latest session. Only global rank 0 writes.
+Other code can set fields later with ``RunRecord.update`` (e.g. a status "preempted").
 """
 
 import json
@@ -26,6 +27,8 @@ from omegaconf import OmegaConf
 from pytorch_lightning.accelerators import CUDAAccelerator
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_warn
+
+from .schedule import GeneratorStepCallback
 
 FILE_NAME = "run.json"
 CONFIG_FILE_NAME = "config.yaml"  # written by train.run beside run.json
@@ -138,6 +141,8 @@ def session_start(trainer, pl_module) -> dict:
         "accelerator": type(trainer.accelerator).__name__,
         "precision": trainer.precision,
         "batch": batch_sizes(cfg),
+        "metrics": {name: protocol for callback in trainer.callbacks if isinstance(callback, GeneratorStepCallback)
+                    for name, protocol in callback.measured_protocols().items()},
         "devices": device_names(trainer),
         "hostname": socket.gethostname(),
     }

@@ -42,6 +42,11 @@ class GeneratorStepCallback(Callback):
         """{scalar name: period} of what this callback logs, for the HParams tab and checkpoint monitoring."""
         return {}
 
+    def measured_protocols(self) -> dict[str, str]:
+        """{scalar name: how it is measured} of the quality measures this callback logs during training (run.json
+        records them; reports read a run's final values by these names)."""
+        return {}
+
     @staticmethod
     def log_scalars(trainer, pl_module, values: dict[str, float], monitorable: bool) -> None:
         """Write ``values`` to every logger at ``step=g_step`` and, when ``monitorable`` (only allowed inside a

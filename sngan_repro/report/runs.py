@@ -168,8 +168,11 @@ class Run:
 
     # -- what it measured --------------------------------------------------------------------------------------
     def metric_protocols(self) -> dict[str, str]:
-        """{name: protocol sentence} of the quality metrics the run measured during training (its metrics preset's
-        metric objects own them)."""
+        """{name: protocol sentence} of the quality metrics the run measured during training, as its run.json
+        recorded them once the metrics were prepared; for a run without that record, from its metrics preset's
+        metric objects."""
+        if "metrics" in self.record:
+            return self.record["metrics"]
         if self.config is None or self.config.get("metrics") is None:
             return {}
         protocols = {}

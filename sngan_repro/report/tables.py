@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..paper_results import published_for
-from .runs import Run
+from .runs import Run, natural_key
 
 SEED = "seed"
 NOT_COMPUTED = ("logger", "paths", "callbacks")  # groups that say where and how a run writes, not what it computes
@@ -52,7 +52,8 @@ class Table:
         grouped: dict[tuple, list[Run]] = {}
         for run in measured:
             grouped.setdefault(tuple(run.value_of(key) for key in self.factors), []).append(run)
-        self.rows = [Row(dict(zip(self.factors, key)), runs) for key, runs in grouped.items()]
+        ordered = sorted(grouped, key=lambda values: [natural_key(value) for value in values])  # A..F, 0.5 < 1.25
+        self.rows = [Row(dict(zip(self.factors, key)), grouped[key]) for key in ordered]
 
     @property
     def measured_runs(self) -> list[Run]:
