@@ -276,3 +276,18 @@ def test_sweep_commands_run_side_by_side_each_on_its_share_of_the_threads(tmp_pa
     assert min(counts[:2]) >= 2 and counts[2] == 3  # the first two ran together (alone, one would wait 60 s and
     # print 1), the third only once one of them had ended
     assert all(share == threads for _, share in seen)
+
+
+def test_runs_differing_only_in_seed_share_a_row_with_mean_and_std(tmp_path):
+    base = ["experiment=sngan_cifar10_cnn", "loss=nonsat", "train.steps=500"]
+    values = {("B", 0): 6.0, ("B", 1): 7.5, ("B", 2): 6.3, ("C", 0): 5.0}
+    for index, ((setting, seed), value) in enumerate(values.items()):
+        _fake_run(tmp_path / "sweep" / str(index), [*base, f"optim={setting}", f"seed={seed}"],
+                  {"is/50k_10splits": value})
+    table = build_report([tmp_path / "sweep"]).tables[0]
+    assert table.factors == ["optim"] and [row.seeds for row in table.rows] == [["0", "1", "2"], ["0"]]
+    text = (tmp_path / "sweep" / "report" / "report.md").read_text()
+    header, rows = _markdown_rows(text, "| optim |")
+    seeds_b = np.array([6.0, 7.5, 6.3])
+    assert rows[0][header.index("is/50k_10splits")] == f"{seeds_b.mean():.4g} ± {seeds_b.std(ddof=1):.4g}"
+    assert rows[1][header.index("is/50k_10splits")] == "5"
