@@ -29,8 +29,18 @@ TINY = ["experiment=quickstart", "dataset=synthetic", "dataset.size=64", "datase
         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
-def _train_cli(*overrides: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "sngan_repro.train", "-m", *TINY, *overrides],
+# the command line's entry point run for several command lines in one interpreter (its start-up paid once)
+DRIVER = """import json, sys
+import sngan_repro.train as train
+for overrides in json.loads(sys.argv[1]):
+    sys.argv = [train.__file__, "-m", *overrides]
+    train.main()
+"""
+
+
+def _train_cli(*command_lines: list[str]) -> None:
+    """``python -m sngan_repro.train -m <TINY> <overrides>`` for each list of overrides."""
+    result = subprocess.run([sys.executable, "-c", DRIVER, json.dumps([[*TINY, *line] for line in command_lines])],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -39,8 +49,8 @@ def _train_cli(*overrides: str) -> None:
 def sweep(tmp_path_factory):
     """norm=sn,none x optim=B,C in one sweep, and in the same sweep folder a job whose n_dis is refused."""
     folder = tmp_path_factory.mktemp("report") / "sweep"
-    _train_cli("norm=sn,none", "optim=B,C", f"hydra.sweep.dir={folder}")
-    _train_cli("optim.n_dis=0", f"hydra.sweep.dir={folder}", "hydra.sweep.subdir=failing")
+    _train_cli(["norm=sn,none", "optim=B,C", f"hydra.sweep.dir={folder}"],
+               ["optim.n_dis=0", f"hydra.sweep.dir={folder}", "hydra.sweep.subdir=failing"])
     return folder
 
 

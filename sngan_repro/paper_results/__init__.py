@@ -8,6 +8,7 @@ reports; null where this project cannot run it). Optional: ``std``, ``loss``, ``
 preset of its protocol), ``quoted_by``.
 """
 
+import functools
 from importlib import resources
 
 import yaml
@@ -39,13 +40,23 @@ def load_paper_results() -> list[dict]:
 def studied_option(cfg, method: str) -> str:
     """The value, in a run's config, of the option a paper's ``method`` names: Xiang & Li's model variant
     (``arch.variant``), Mullery & Whelan's generator head (``arch.head``), else the critic normalization."""
-    if "variant" in cfg.arch:
-        return cfg.arch.variant
-    if method in HEADS:
-        return cfg.arch.head
-    return cfg.choices.norm
+    return _studied(_run_tags(cfg), method)
 
 
+def _studied(tags: dict, method: str) -> str:
+    if tags["variant"] is not None:
+        return tags["variant"]
+    return tags["head"] if method in HEADS else tags["norm"]
+
+
+def _run_tags(cfg) -> dict:
+    """What a run's config says for every tag a published number may carry (read once per run)."""
+    return {"dataset": cfg.choices.dataset, "arch": cfg.choices.arch, "norm": cfg.choices.norm,
+            "variant": cfg.arch.get("variant"), "head": cfg.arch.get("head"), "loss": cfg.choices.loss,
+            "optim": cfg.choices.optim, "n_dis": cfg.optim.n_dis, "g_steps": cfg.train.steps}
+
+
+@functools.cache
 def _is_optim_option(name) -> bool:
     return isinstance(name, str) and (CONFIG_DIR / "optim" / f"{name}.yaml").is_file()
 
@@ -54,9 +65,12 @@ def tag_mismatches(record: dict, cfg) -> dict[str, str]:
     """{tag: 'paper …, run …'} for each of the record's tags a run's composed config differs in. An ``optim``
     that is not one setting (e.g. "best of A-F") matches every setting; ``g_steps`` is compared with
     ``train.steps``, ``iteration`` (the checkpoint a number is from) must be within it."""
-    run = {"dataset": cfg.choices.dataset, "arch": cfg.choices.arch, "method": studied_option(cfg, record["method"]),
-           "loss": cfg.choices.loss, "optim": cfg.choices.optim, "n_dis": cfg.optim.n_dis,
-           "g_steps": cfg.train.steps}
+    return _mismatches(record, _run_tags(cfg))
+
+
+def _mismatches(record: dict, tags: dict) -> dict[str, str]:
+    run = {**{tag: tags[tag] for tag in ("dataset", "arch", "loss", "optim", "n_dis", "g_steps")},
+           "method": _studied(tags, record["method"])}
     differing = {}
     for tag, value in run.items():
         published = record.get(tag)
@@ -66,8 +80,8 @@ def tag_mismatches(record: dict, cfg) -> dict[str, str]:
             continue
         if published != value:
             differing[tag] = f"paper {published}, run {value}"
-    if record.get("iteration") and cfg.train.steps < record["iteration"]:
-        differing["iteration"] = f"paper's checkpoint {record['iteration']}, run ends at {cfg.train.steps}"
+    if record.get("iteration") and tags["g_steps"] < record["iteration"]:
+        differing["iteration"] = f"paper's checkpoint {record['iteration']}, run ends at {tags['g_steps']}"
     return differing
 
 
@@ -75,5 +89,6 @@ def published_for(cfg, records: list[dict] | None = None) -> list[dict]:
     """The published numbers of runs configured as ``cfg`` in the identity tags (dataset, architecture, method,
     loss, optimizer setting); the run length and n_dis may differ and are for the caller to say."""
     records = load_paper_results() if records is None else records
+    tags = _run_tags(cfg)
     return [record for record in records if record["run"] is not None
-            and not set(tag_mismatches(record, cfg)) & set(IDENTITY_TAGS)]
+            and not set(_mismatches(record, tags)) & set(IDENTITY_TAGS)]
