@@ -15,6 +15,7 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
 from ..errors import ReportError
+from ..paper_results import load_paper_results
 from .figures import FigureData, figures_for, slug
 from .runs import Run, find_runs
 from .tables import Row, Table, mean_std, tables_for
@@ -133,9 +134,9 @@ def table_markdown(index: int, table: Table) -> list[str]:
     lines += [f"{len(table.runs)} runs, {len(table.failed_runs)} failed. Factors that vary: {factors}. "
               f"Runs per row (seeds): {', '.join(map(str, seeds)) or '0'}. Common choices: {fixed or 'none'}.", ""]
     metrics = table.metrics
-    published = {}
+    published, records = {}, load_paper_results()
     for row in table.rows:
-        for record in row.published():
+        for record in row.published(records):
             published.setdefault(published_key(record), {})[id(row)] = record
     header = [*table.factors, "seeds", "g_step", "values", *metrics, *map(published_header, published)]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

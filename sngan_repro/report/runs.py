@@ -181,27 +181,28 @@ class Run:
                 protocols.update({name: metric.protocols().get(name, "") for name in metric.names()})
         return protocols
 
-    def evaluations(self) -> list[dict]:
-        """The documents of ``python -m sngan_repro.evaluate`` for this run, in file-name order."""
+    @cached_property
+    def final_evaluations(self) -> list[dict]:
+        """The documents of ``python -m sngan_repro.evaluate`` of this run's latest evaluated checkpoint (every
+        preset evaluated there), in file-name order."""
         folder = self.directory / "evaluation"
         documents = []
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             document = json.loads(path.read_text())
             document["file"] = f"evaluation/{path.name}"
             documents.append(document)
-        return documents
+        latest = max((document["g_step"] for document in documents), default=None)
+        return [document for document in documents if document["g_step"] == latest]
 
     @cached_property
     def final(self) -> dict[str, FinalValue]:
         """{metric name: final value}: from the evaluation of the latest evaluated checkpoint where there is one
         (every preset evaluated there), else the last value logged during training."""
         final = {}
-        evaluations = self.evaluations()
-        latest = max((document["g_step"] for document in evaluations), default=None)
-        for document in evaluations:
-            if document["g_step"] == latest:
-                for name, entry in document["results"].items():
-                    final[name] = FinalValue(float(entry["value"]), entry.get("protocol", ""), latest, document["file"])
+        for document in self.final_evaluations:
+            for name, entry in document["results"].items():
+                final[name] = FinalValue(float(entry["value"]), entry.get("protocol", ""), document["g_step"],
+                                         document["file"])
         scalars = self.scalars()
         for name, protocol in self.metric_protocols().items():
             curve = scalars.get(name)
@@ -211,9 +212,7 @@ class Run:
 
     def evaluated_with(self) -> set[str]:
         """The metrics presets this run's final values were evaluated with (empty: last logged values)."""
-        evaluations = self.evaluations()
-        latest = max((document["g_step"] for document in evaluations), default=None)
-        return {document.get("metrics_preset") for document in evaluations if document["g_step"] == latest}
+        return {document.get("metrics_preset") for document in self.final_evaluations}
 
     def _accumulator(self) -> EventAccumulator | None:
         if "accumulator" not in self._events:

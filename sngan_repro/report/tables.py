@@ -31,10 +31,11 @@ class Row:
     def g_steps(self) -> list[int]:
         return sorted({run.final_g_step for run in self.runs if run.final_g_step is not None})
 
-    def published(self) -> list[dict]:
-        """The papers' numbers of runs configured as this row's (its first run with a config)."""
+    def published(self, records: list[dict]) -> list[dict]:
+        """Those of the papers' ``records`` that are of runs configured as this row's (its first run with a
+        config)."""
         configured = [run.config for run in self.runs if run.config is not None]
-        return published_for(configured[0]) if configured else []
+        return published_for(configured[0], records) if configured else []
 
 
 @dataclass
