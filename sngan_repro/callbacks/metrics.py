@@ -11,7 +11,7 @@ import sys
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from ..errors import MetricsUnavailableError
-from ..metrics import Metric, MetricSetup
+from ..metrics import Metric, MetricSetup, measured_in_training
 from .schedule import GeneratorStepCallback, is_due
 
 
@@ -25,8 +25,7 @@ class MetricsCallback(GeneratorStepCallback):
 
     def measured_protocols(self) -> dict[str, str]:
         # after setup the names are final (e.g. FID's real-image count once the dataset is known)
-        return {name: metric.protocols().get(name, "") for metric in self.metrics.values() if metric.every
-                for name in metric.names()}
+        return measured_in_training(self.metrics)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         if stage != "fit":

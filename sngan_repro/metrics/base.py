@@ -91,6 +91,12 @@ def instantiate_metrics(metrics_cfg) -> dict[str, Metric]:
     return built
 
 
+def measured_in_training(metrics: dict[str, Metric]) -> dict[str, str]:
+    """{logged name: protocol sentence} of the metrics measured during training (``every`` > 0)."""
+    return {name: metric.protocols().get(name, "") for metric in metrics.values() if metric.every
+            for name in metric.names()}
+
+
 def check_heldout(metrics: dict[str, Metric], heldout: int, remedy: str) -> None:
     """Refuse a metric that needs more held-out images than the run set aside (``dataset.heldout``)."""
     for key, metric in metrics.items():

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ..errors import ReportError
-from ..metrics import instantiate_metrics
+from ..metrics import instantiate_metrics, measured_in_training
 
 RUN_MARKERS = ("config.yaml", "run.json", "error.txt", ".hydra/overrides.yaml")
 # overrides that say where a run writes or how it is launched, not what it computes
@@ -175,11 +175,7 @@ class Run:
             return self.record["metrics"]
         if self.config is None or self.config.get("metrics") is None:
             return {}
-        protocols = {}
-        for metric in instantiate_metrics(self.config.metrics).values():
-            if metric.every:
-                protocols.update({name: metric.protocols().get(name, "") for name in metric.names()})
-        return protocols
+        return measured_in_training(instantiate_metrics(self.config.metrics))
 
     @cached_property
     def final_evaluations(self) -> list[dict]:
