@@ -12,7 +12,7 @@ from torch.nn.utils import parametrize
 from sngan_repro import build_models, compose
 from sngan_repro.errors import ConfigError
 from sngan_repro.models.resnet import DownBlock, UpBlock
-from sngan_repro.nn import SpectralNorm
+from sngan_repro.nn import Conv2d, SpectralNorm
 from sngan_repro.normalizations.sparsity_aware import PROJECTION_ATTRIBUTE
 
 SERVED = [(arch, size) for arch in ("san_cnn", "sngan_resnet", "san_resnet") for size in (32, 48)]
@@ -91,10 +91,10 @@ def test_resnet_critics_follow_the_tables(arch, size, widths, final_side):
     first, second = blocks[0], blocks[1]
     # Miyato's first block: conv on the image (no ReLU before it); shortcut avgpool then 1x1 conv
     assert isinstance(first.residual[0], nn.Conv2d) and isinstance(first.residual[-1], nn.AvgPool2d)
-    assert [type(m) for m in first.shortcut] == [nn.AvgPool2d, nn.Conv2d]
+    assert [type(m) for m in first.shortcut] == [nn.AvgPool2d, Conv2d]
     # later down blocks: ReLU first; shortcut 1x1 conv then avgpool
     assert isinstance(second.residual[0], nn.ReLU)
-    assert [type(m) for m in second.shortcut] == [nn.Conv2d, nn.AvgPool2d]
+    assert [type(m) for m in second.shortcut] == [Conv2d, nn.AvgPool2d]
     if size == 32:  # the last two blocks neither pool nor change width: identity shortcut
         assert all(isinstance(b.shortcut, nn.Identity) for b in blocks[2:])
         assert not any(isinstance(m, nn.AvgPool2d) for b in blocks[2:] for m in b.modules())

@@ -1,10 +1,10 @@
 """Helpers shared by the architectures."""
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..nn.conv import pad
 
 # nn.Conv2d's padding_mode names -> F.pad's
 _PAD_MODES = {"zeros": "constant", "circular": "circular", "reflect": "reflect", "replicate": "replicate"}
@@ -36,7 +36,7 @@ class SameConv2d(nn.Conv2d):
         self.same_pad, self.same_pad_mode = (before, after, before, after), _PAD_MODES[padding_mode]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self.same_pad, mode=self.same_pad_mode))
+        return super().forward(pad(x, self.same_pad, self.same_pad_mode))
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, same_pad={self.same_pad}, mode={self.same_pad_mode}"

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..nn import OutputHead
+from ..nn import Conv2d, OutputHead
 from ..normalizations import Normalization
 from .common import scale_widths
 from .init import initialize
@@ -31,7 +31,7 @@ def _layout(layouts, image_size: int, node: str):
 
 def _conv(c_in: int, c_out: int, kernel: int, init: str, padding_mode: str = "zeros") -> nn.Conv2d:
     """A stride-1 'same' conv (3x3 in the residual branches, 1x1 in the shortcuts), initialized."""
-    return initialize(nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, padding_mode=padding_mode), init)
+    return initialize(Conv2d(c_in, c_out, kernel, padding=kernel // 2, padding_mode=padding_mode), init)
 
 
 def _critic_conv(norm: Normalization, c_in: int, c_out: int, kernel: int, init: str, side: int) -> nn.Module:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..nn import OutputHead
+from ..nn import Conv2d, OutputHead
 from ..normalizations import Normalization
 from .common import scale_widths
 from .init import initialize
@@ -80,7 +80,7 @@ class Discriminator(nn.Module):
         c_in, size = channels, image_size
         for index, (c_out, stride) in enumerate(zip(widths, _DISCRIMINATOR_STRIDES)):
             kernel = down_kernel if stride == 2 else 3
-            conv = nn.Conv2d(c_in, c_out, kernel, stride, _same_padding(kernel), padding_mode=norm.conv_padding_mode)
+            conv = Conv2d(c_in, c_out, kernel, stride, _same_padding(kernel), padding_mode=norm.conv_padding_mode)
             layers.append(norm.wrap_weight_layer(initialize(conv, init), input_size=(size, size)))
             if index > 0:  # the input layer is never feature-normalized (Miyato et al.'s baselines)
                 layers.append(norm.feature_layer(c_out))

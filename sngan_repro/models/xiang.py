@@ -24,6 +24,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn import (
     AffineWeightNorm,
+    Conv2d,
     MeanOnlyBatchNorm,
     OutputHead,
     SlopeClippedPReLU,
@@ -105,7 +106,7 @@ class _Layers:
         if self.weight_normalized:
             layer = (swn_conv_transpose2d if transposed else swn_conv2d)(c_in, c_out, kernel, stride, padding)
         else:
-            layer_class = nn.ConvTranspose2d if transposed else nn.Conv2d
+            layer_class = nn.ConvTranspose2d if transposed else Conv2d
             layer = _torch7_init(layer_class(c_in, c_out, kernel, stride, padding))
         if self.norm is not None:
             # swn_conv2d takes no padding mode; nn.Conv2d reads the attribute at every forward.

@@ -1,6 +1,7 @@
 """Building blocks shared by architectures: weight-normalization parametrizations, layers, output heads,
 spectral quantities of weights, and the protocols by which layers ask the training loop for a step."""
 
+from .conv import Conv2d, circular_pad
 from .heads import HEADS, OutputHead
 from .normalizing import ScaledWeight, assign_weight_, normalizing_constants
 from .protocols import InitializedFromData, ProjectedAfterStep, initialize_from_data_, projected_layers
@@ -20,6 +21,7 @@ from .xiang import (
 
 __all__ = [
     "AffineWeightNorm",
+    "Conv2d",
     "HEADS",
     "InitializedFromData",
     "MeanOnlyBatchNorm",
@@ -33,6 +35,7 @@ __all__ = [
     "UnitNorm",
     "WNAdd",
     "assign_weight_",
+    "circular_pad",
     "initialize_from_data_",
     "normalizing_constants",
     "output_dim",

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv import Conv2d
 from .weight_norm import output_dim, unit_norm
 
 _EPS = 1e-6  # App. B: "a numerical stability term ε = 1e-6 is added to the sum of squared weights"
@@ -55,7 +56,7 @@ def swn_conv2d(in_channels: int, out_channels: int, kernel_size, stride=1, paddi
     transposed convolutions, because every output element of a strided convolution sees the whole
     kernel, so the full-kernel norm already normalizes it.
     """
-    layer = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
+    layer = Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
     return _strict_weight_norm(layer)
 
 
