@@ -5,6 +5,7 @@ Thin: validate the composed config, then datamodule + models + module + callback
 """
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -40,9 +41,9 @@ def instantiate_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return callbacks
 
 
-def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     logger = instantiate_checked(cfg.logger) if cfg.logger else False
-    return instantiate_checked(cfg.trainer, logger=logger, callbacks=instantiate_callbacks(cfg),
+    return instantiate_checked(cfg.trainer, logger=logger, callbacks=instantiate_callbacks(cfg) + list(callbacks),
                                default_root_dir=str(output_dir))
 
 
@@ -62,8 +63,9 @@ def own_last_checkpoint(output_dir: Path) -> Path | None:
     return last if last.is_file() else None
 
 
-def run(cfg: DictConfig) -> GAN:
-    """Train as ``cfg`` says and return the trained module; the run directory is ``cfg.paths.output_dir``."""
+def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
+    """Train as ``cfg`` says and return the trained module; the run directory is ``cfg.paths.output_dir``.
+    ``callbacks`` join those of ``cfg.callbacks`` (e.g. ``scripts/bench_train.py``'s timer)."""
     validate(resolve(cfg))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -73,7 +75,7 @@ def run(cfg: DictConfig) -> GAN:
             cfg.ckpt_path = str(check_checkpoint(last))
         print(f"Continuing this run from its own {cfg.ckpt_path}", file=sys.stderr)
 
-    trainer = build_trainer(cfg, output_dir)  # refuses bad callback or logger settings before any data is read
+    trainer = build_trainer(cfg, output_dir, callbacks)  # refuses bad callback or logger settings before any data is read
     check_batch_split(cfg, trainer.world_size)
     check_process_launch(trainer)
     with open_dict(cfg):  # the batch each process takes, once the number of processes is known (a record)
