@@ -44,6 +44,12 @@ def _gradient_norm(module: torch.nn.Module) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
 
 
+def _loss_precision(scores: torch.Tensor) -> torch.Tensor:
+    """Critic scores in at least float32: under mixed precision the losses and the logged means are still taken
+    at full precision (a bfloat16 mean of 64 scores keeps 3 digits)."""
+    return scores.to(torch.promote_types(scores.dtype, torch.float32))
+
+
 class RankShare:
     """Draws made as for all ranks' samples together, of which this rank keeps rows ``rank::world_size``."""
 
@@ -76,6 +82,13 @@ class GAN(pl.LightningModule):
         # layers that keep their parameters in a set after every update (nn.protocols), collected once
         self._projected = {"generator": projected_layers(self.generator),
                            "discriminator": projected_layers(self.discriminator)}
+        # accelerations (train.channels_last, train.compile): the same math in another memory layout or compiled
+        self.memory_format = torch.channels_last if self.cfg.train.get("channels_last") else torch.contiguous_format
+        for network in (self.generator, self.discriminator):
+            if self.memory_format == torch.channels_last:
+                network.to(memory_format=torch.channels_last)
+            if self.cfg.train.get("compile"):
+                network.compile()  # in place: the state dict, and so every checkpoint, stays the same
         self.loss: GANLoss = instantiate_checked(self.cfg.loss)
         self.output_range = tuple(self.cfg.arch.output_range)
         self._noise_generators: dict[torch.device, torch.Generator] = {}
@@ -167,6 +180,7 @@ class GAN(pl.LightningModule):
 
     def training_step(self, real: torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
+        real = real.contiguous(memory_format=self.memory_format)
         # the critic updates before a logged generator update are timed (Kligvasser & Michaeli, App. F: time of one
         # critic update); only there, since timing a GPU needs a host sync
         timed = self._logs_at(self.g_step + 1)
@@ -197,7 +211,7 @@ class GAN(pl.LightningModule):
         with torch.no_grad():
             fake = self.generator(z)
         critic = self.trained("discriminator")
-        d_real, d_fake = critic(real), critic(fake)
+        d_real, d_fake = _loss_precision(critic(real)), _loss_precision(critic(fake))
         loss = self.loss.discriminator(d_real, d_fake)
         penalty = self.norm.penalty(critic, real, fake, self.rank_share("penalty", step))
         return (loss if penalty is None else loss + penalty), penalty, d_real, d_fake
@@ -233,7 +247,7 @@ class GAN(pl.LightningModule):
     def _generator_update(self, opt) -> dict:
         z = self.sample_latent(self.cfg.train.g_batch_size // self.world_size, "generator", self.g_step)
         with self.toggled_optimizer(opt):  # D's parameters get no gradients
-            d_fake = self.discriminator(self.trained("generator")(z))
+            d_fake = _loss_precision(self.discriminator(self.trained("generator")(z)))
             loss = self.loss.generator(d_fake)
             opt.zero_grad(set_to_none=True)
             self._backward(loss)

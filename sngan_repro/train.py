@@ -75,7 +75,7 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
             cfg.ckpt_path = str(check_checkpoint(last))
         print(f"Continuing this run from its own {cfg.ckpt_path}", file=sys.stderr)
 
-    trainer = build_trainer(cfg, output_dir, callbacks)  # refuses bad callback or logger settings before any data is read
+    trainer = build_trainer(cfg, output_dir, callbacks)  # refuses bad callback or logger settings before reading data
     check_batch_split(cfg, trainer.world_size)
     check_process_launch(trainer)
     with open_dict(cfg):  # the batch each process takes, once the number of processes is known (a record)

@@ -34,7 +34,8 @@ def test_conv2d_is_nn_conv2d_with_the_same_outputs_and_gradients():
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
     outputs = [layer(x) for layer in (reference, ours)]
     torch.testing.assert_close(outputs[1], outputs[0])
-    grads = [torch.autograd.grad(out.square().sum(), [x, layer.weight]) for out, layer in zip(outputs, (reference, ours))]
+    grads = [torch.autograd.grad(out.square().sum(), [x, layer.weight])
+             for out, layer in zip(outputs, (reference, ours))]
     for expected, got in zip(*grads):
         torch.testing.assert_close(got, expected)
 

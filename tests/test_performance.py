@@ -3,7 +3,12 @@
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import tiny_run_overrides
+from torch import nn
 
+from sngan_repro import compose
+from sngan_repro.nn import spectral_norm
+from sngan_repro.nn.spectra import san_constant
 from sngan_repro.train import run
 
 # What moves a value from the device to the host, and so waits for the device's queued work.
@@ -52,3 +57,57 @@ def test_no_host_transfer_in_training_steps_that_do_not_log(tiny_cfg, monkeypatc
     module = run(tiny_cfg(f"norm={norm}", "optim.n_dis=2", "logger=none", steps=12), callbacks=[counter])
     assert module.g_step == 12
     assert counter.calls == []
+
+
+# -- accelerations -------------------------------------------------------------------------------------
+def _accelerated_run(tmp_path, *options: str, steps: int = 6):
+    return run(compose(tiny_run_overrides(tmp_path, steps, "norm=sn", "logger=none", "train.log_every=1", *options)))
+
+
+@pytest.fixture(scope="module")
+def float32_run(tmp_path_factory):
+    """The default (float32, contiguous, eager) run the accelerations are compared with."""
+    module = _accelerated_run(tmp_path_factory.mktemp("float32"))
+    return module.last_metrics, {name: value.clone() for name, value in module.state_dict().items()}
+
+
+def _assert_same_losses(metrics: dict, reference: dict, rel: float) -> None:
+    for name in ("loss/d", "loss/g", "d_out/real", "d_out/fake"):
+        assert metrics[name] == pytest.approx(reference[name], rel=rel, abs=rel), name
+
+
+@pytest.mark.parametrize("autocast_dtype", [torch.bfloat16, torch.float16])
+def test_normalizing_constants_are_computed_in_float32_under_autocast(autocast_dtype):
+    torch.manual_seed(0)
+    layer = spectral_norm(nn.Conv2d(16, 32, 3))
+    parametrization = layer.parametrizations.weight[0]
+    kernels = torch.randn(32, 16, 4, 4)
+    with torch.autocast("cpu", dtype=autocast_dtype):
+        weight = layer.weight  # one power step, then sigma = u^T W v
+        constant = san_constant(kernels, (8, 8))
+    original = layer.parametrizations.weight.original.double().flatten(1)
+    expected_sigma = parametrization.u.double() @ original @ parametrization.v.double()
+    assert parametrization.sigma.item() == pytest.approx(expected_sigma.item(), rel=1e-6)
+    assert constant.dtype == weight.dtype == torch.float32
+    assert constant.item() == pytest.approx(san_constant(kernels.double(), (8, 8)).item(), rel=1e-6)
+
+
+@pytest.mark.slow
+def test_bf16_mixed_trains_close_to_float32(tmp_path, float32_run):
+    module = _accelerated_run(tmp_path, "trainer.precision=bf16-mixed")
+    _assert_same_losses(module.last_metrics, float32_run[0], rel=2e-2)  # bfloat16 keeps ~3 significant digits
+
+
+@pytest.mark.slow
+def test_channels_last_trains_as_the_default_layout(tmp_path, float32_run):
+    module = _accelerated_run(tmp_path, "train.channels_last=true")
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    assert all(conv.weight.is_contiguous(memory_format=torch.channels_last) for conv in convs)
+    _assert_same_losses(module.last_metrics, float32_run[0], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_networks_train_as_eager_ones(tmp_path, float32_run):
+    module = _accelerated_run(tmp_path, "train.compile=true")
+    _assert_same_losses(module.last_metrics, float32_run[0], rel=1e-4)
+    assert module.state_dict().keys() == float32_run[1].keys()  # checkpoints load either way

@@ -3,7 +3,7 @@ spectral quantities of weights, and the protocols by which layers ask the traini
 
 from .conv import Conv2d, circular_pad
 from .heads import HEADS, OutputHead
-from .normalizing import ScaledWeight, assign_weight_, normalizing_constants
+from .normalizing import ScaledWeight, assign_weight_, full_precision, normalizing_constants
 from .protocols import InitializedFromData, ProjectedAfterStep, initialize_from_data_, projected_layers
 from .spectral_norm import SpectralNorm, spectral_norm
 from .weight_norm import UnitNorm, output_dim, unit_norm, unit_norms
@@ -36,6 +36,7 @@ __all__ = [
     "WNAdd",
     "assign_weight_",
     "circular_pad",
+    "full_precision",
     "initialize_from_data_",
     "normalizing_constants",
     "output_dim",

@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from .normalizing import full_precision
+
 
 def sn_estimate(weight: torch.Tensor) -> torch.Tensor:
     """Exact sigma of the kernel reshaped to (out, in*kh*kw): what spectral norm estimates."""
@@ -44,7 +46,7 @@ def _real_spectra(weight: torch.Tensor, input_size) -> tuple[torch.Tensor, torch
     dtype = torch.promote_types(weight.dtype, torch.float32)
     kernels = weight.detach().to(dtype).flatten(-2)
     basis = _dft_basis(input_size, weight.shape[-2:], dtype, weight.device)
-    with torch.autocast(weight.device.type, enabled=False):  # an fp32 quantity under mixed precision too
+    with full_precision(kernels):
         spectra = kernels @ basis
     return spectra.chunk(2, dim=-1)
 

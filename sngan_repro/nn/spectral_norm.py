@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .normalizing import ScaledWeight
+from .normalizing import ScaledWeight, full_precision
 from .weight_norm import output_dim
 
 # Power steps at registration, so that sigma is converged before the first update (as PyTorch's own spectral_norm).
@@ -38,7 +38,7 @@ class SpectralNorm(ScaledWeight):
             self.register_buffer(name, F.normalize(start, dim=0, eps=eps))
         self.register_buffer("sigma", matrix.new_ones(()))
         self._power_iteration(matrix, _WARMUP_ITERATIONS)
-        self.sigma.copy_(self._sigma(matrix))
+        self.sigma.copy_(torch.dot(self.u, matrix @ self.v))
 
     def _matrix(self, weight: torch.Tensor) -> torch.Tensor:
         return weight.movedim(self.dim, 0).flatten(1)
@@ -50,15 +50,20 @@ class SpectralNorm(ScaledWeight):
             self.v.copy_(F.normalize(matrix.T @ self.u, dim=0, eps=self.eps))
             self.u.copy_(F.normalize(matrix @ self.v, dim=0, eps=self.eps))
 
-    def _sigma(self, matrix: torch.Tensor) -> torch.Tensor:
-        # clones: the buffers change in place at the next power step, before this graph's backward
-        return torch.dot(self.u.clone(), matrix @ self.v.clone())
+    @torch.compiler.disable
+    def _vectors(self, matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """u and v after this forward's power steps (training mode only), as copies: the buffers change in place
+        at the next power step, before this graph's backward. Run eagerly under torch.compile (train.compile),
+        whose backward would otherwise recompute u and v from the buffers' overwritten values."""
+        if self.training:
+            self._power_iteration(matrix.detach(), self.n_power_iterations)
+        return self.u.clone(), self.v.clone()
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         matrix = self._matrix(weight)
-        if self.training:
-            self._power_iteration(matrix.detach(), self.n_power_iterations)
-        sigma = self._sigma(matrix)
+        with full_precision(weight):
+            u, v = self._vectors(matrix)
+            sigma = torch.dot(u, matrix @ v)
         self.sigma.copy_(sigma.detach())
         return weight / sigma
 

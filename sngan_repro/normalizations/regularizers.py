@@ -6,7 +6,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..errors import ConfigError
-from ..nn import assign_weight_
+from ..nn import assign_weight_, full_precision
 from .base import Normalization
 
 
@@ -52,7 +52,8 @@ class OrthonormalRegularization(Normalization):
         total = 0.0
         for layer in _weight_layers(discriminator):
             matrix = layer.weight.flatten(1)
-            gram = matrix @ matrix.T if matrix.shape[0] <= matrix.shape[1] else matrix.T @ matrix
+            with full_precision(matrix):
+                gram = matrix @ matrix.T if matrix.shape[0] <= matrix.shape[1] else matrix.T @ matrix
             total = total + (gram - torch.eye(gram.shape[0], device=gram.device)).pow(2).sum()
         return self.strength * total
 
