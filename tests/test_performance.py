@@ -1,12 +1,16 @@
 """Speed features: no host-device synchronization outside logging steps, and the acceleration options."""
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
 from conftest import tiny_run_overrides
+from PIL import Image
 from torch import nn
 
 from sngan_repro import compose
+from sngan_repro.data import ImageFolderDataModule
+from sngan_repro.errors import ConfigError
 from sngan_repro.nn import spectral_norm
 from sngan_repro.nn.spectra import san_constant
 from sngan_repro.train import run
@@ -111,3 +115,20 @@ def test_compiled_networks_train_as_eager_ones(tmp_path, float32_run):
     module = _accelerated_run(tmp_path, "train.compile=true")
     _assert_same_losses(module.last_metrics, float32_run[0], rel=1e-4)
     assert module.state_dict().keys() == float32_run[1].keys()  # checkpoints load either way
+
+
+@pytest.mark.slow
+def test_device_resident_data_trains_on_the_same_batches(tmp_path, float32_run):
+    module = _accelerated_run(tmp_path, "dataset.device_resident=true")
+    weights = module.state_dict()
+    assert all(torch.equal(weights[name], value) for name, value in float32_run[1].items())
+
+
+def test_device_resident_data_needs_a_dataset_held_in_memory(tmp_path):
+    (tmp_path / "images").mkdir()
+    for index in range(4):
+        Image.fromarray(np.full((8, 8, 3), index, dtype=np.uint8)).save(tmp_path / "images" / f"{index}.png")
+    datamodule = ImageFolderDataModule(root=str(tmp_path / "images"), image_size=8, batch_size=2, device_resident=True)
+    with pytest.raises(ConfigError, match=r"^dataset.device_resident=true needs a dataset held in memory .* "
+                                          r"use dataset.device_resident=false.$"):
+        datamodule.setup()

@@ -50,6 +50,19 @@ class ImagesOnly(Dataset):
         return self.dataset[index][0]
 
 
+class _Indices(Dataset):
+    """The positions 0..size-1 of an ``InMemoryImages``; batches are index tensors (the device-resident path)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        return torch.as_tensor(indices)
+
+
 def _keep_batch(batch: torch.Tensor) -> torch.Tensor:
     """Collate for ``InMemoryImages``: ``__getitems__`` already returns the stacked batch."""
     return batch
@@ -135,13 +148,18 @@ class ImageDataModule(pl.LightningDataModule):
     ``heldout_seed`` only, are set aside (``heldout_set``, e.g. for the reconstruction metric)
     and never enter training. The number of batches handed to training is part of the
     checkpoint, so a resumed run draws the same batches as an uninterrupted one.
+
+    ``device_resident``: the whole uint8 training set is copied once to the training device and each batch is
+    gathered there, so only the batch's indices cross from the host (no image copies, no collation). The
+    indices come from the same sampler, so the batches are those of the DataLoader path. It needs a dataset
+    held in memory (``load_images``), within half the device's free memory.
     """
 
     name = "dataset"
 
     def __init__(self, image_size: int, channels: int, batch_size: int = 64,
                  value_range: Sequence[float] = (-1.0, 1.0), seed: int = 0, num_workers: int = 0,
-                 heldout: int = 0, heldout_seed: int = 0):
+                 heldout: int = 0, heldout_seed: int = 0, device_resident: bool = False):
         super().__init__()
         if channels not in (1, 3):
             raise ConfigError(f"dataset.channels={channels} is not supported; accepted: 1 or 3.")
@@ -151,6 +169,8 @@ class ImageDataModule(pl.LightningDataModule):
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.heldout, self.heldout_seed = heldout, heldout_seed
         self.value_range = tuple(float(v) for v in value_range)
+        self.device_resident = device_resident
+        self._device_images: torch.Tensor | None = None
         self.batches_consumed = 0
         self.train_set: Dataset | None = None
         self.heldout_set: Dataset | None = None
@@ -174,6 +194,9 @@ class ImageDataModule(pl.LightningDataModule):
         if len(dataset) - self.heldout < self.batch_size:
             raise ConfigError(f"train.batch_size={self.batch_size} exceeds the {len(dataset) - self.heldout} "
                               f"training images of {self.name}.")
+        if self.device_resident and not isinstance(dataset, InMemoryImages):
+            raise ConfigError(f"dataset.device_resident=true needs a dataset held in memory as one tensor, but "
+                              f"{self.name} is read image by image from files; use dataset.device_resident=false.")
         train, heldout = heldout_split(len(dataset), self.heldout, self.heldout_seed)
         self.train_set = subset(dataset, train)
         self.heldout_set = subset(dataset, heldout) if self.heldout else None
@@ -184,6 +207,9 @@ class ImageDataModule(pl.LightningDataModule):
         per_rank = self.batch_size // world_size  # train.batch_size is the global batch (config.check_batch_split)
         sampler = ResumableSampler(len(self.train_set), self.seed, start=self.batches_consumed * per_rank,
                                    rank=rank, world_size=world_size)
+        if self.device_resident:  # batches of indices, gathered on the device (on_after_batch_transfer)
+            return DataLoader(_Indices(len(self.train_set)), batch_size=per_rank, sampler=sampler, drop_last=True,
+                              collate_fn=_keep_batch)
         in_memory = isinstance(self.train_set, InMemoryImages)
         return DataLoader(self.train_set, batch_size=per_rank, sampler=sampler, drop_last=True,
                           num_workers=self.num_workers, collate_fn=_keep_batch if in_memory else None,
@@ -195,8 +221,21 @@ class ImageDataModule(pl.LightningDataModule):
         return batch
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.device_resident and self.trainer is not None and self.trainer.training:
+            batch = self.resident_images(batch.device)[batch]
         # in the module's floating type (e.g. trainer.precision=64-true)
         return self.to_value_range(batch, self.trainer.lightning_module.dtype if self.trainer else torch.float32)
+
+    def resident_images(self, device: torch.device) -> torch.Tensor:
+        """The uint8 training set on ``device``, copied there at the first call."""
+        if self._device_images is None or self._device_images.device != device:
+            images = self.train_set.images
+            if device.type == "cuda" and images.nbytes > torch.cuda.mem_get_info(device)[0] / 2:
+                raise ConfigError(f"dataset.device_resident=true would put {images.nbytes / 2**30:.1f} GiB of "
+                                  f"{self.name} on {device}, over half its free memory; use "
+                                  f"dataset.device_resident=false.")
+            self._device_images = images.to(device)
+        return self._device_images
 
     def state_dict(self) -> dict:
         return {"batches_consumed": self.batches_consumed}
