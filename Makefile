@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-quick lint clean digits-settings
+.PHONY: setup demo test test-quick lint clean digits-settings bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,16 @@ test: $(STAMP)
 # 2 CPU cores: the sweep's two commands side by side, then its report in multirun/digits_settings/<time>/report)
 digits-settings: $(STAMP)
 	$(PY) scripts/sweep.py digits_settings --jobs 2 --report
+
+# Speed baselines (README, "Performance"; ~40 min on 2 CPU cores): each normalization's critic update against
+# norm=none, our training run against a hand-written loop, and the accelerations; JSON in benchmarks/
+ACCELERATIONS := 'trainer.precision=bf16-mixed' 'train.channels_last=true' 'train.compile=true' \
+	'dataset.device_resident=true'
+bench: $(STAMP)
+	$(PY) scripts/bench_norms.py --methods none sn san wn gp --output 'benchmarks/critic_update_{device}.json'
+	$(PY) scripts/bench_train.py --output 'benchmarks/train_{device}.json'
+	$(PY) scripts/bench_train.py --archs sngan_cnn --norms sn --options $(ACCELERATIONS) \
+		--output 'benchmarks/accelerations_{device}.json'
 
 # the suite without the tests marked slow (see the marker in pyproject.toml); CI runs `make test`
 test-quick: $(STAMP)

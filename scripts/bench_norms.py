@@ -4,14 +4,18 @@ The SAN paper's Appendix F (standard CNN, CIFAR-10, batch 64, on a GPU) reports 
 SAN 1.16x and WGAN-GP 1.40x the unnormalized critic update. This measures the same thing with
 our code path (``GAN.discriminator_update``: fakes from G, D on real and fake, loss + penalty,
 backward, Adam step, the normalization's post-update hook), interleaving the methods round by round so that machine
-noise hits them alike, and prints each method's median time relative to `none` in one run.
+noise hits them alike, and prints each method's median (and quartiles) over the rounds of its time relative to
+`none` in the same round.
 
     .venv/bin/python scripts/bench_norms.py [--batch 64] [--rounds 7] [--updates 3] [--device cpu]
+        [--output benchmarks/critic_update_{device}.json]
 """
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -28,7 +32,9 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=3, help="critic updates timed per method per round")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--output", default=None, help="also write the results as JSON ({device}: cpu or cuda)")
     args = parser.parse_args()
+    args.methods = ["none", *[name for name in args.methods if name != "none"]]  # the reference of every ratio
 
     device = torch.device(args.device)
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -52,11 +58,24 @@ def main() -> None:
             synchronize()
             times[name].append((time.perf_counter() - start) / args.updates)
 
-    baseline = statistics.median(times["none"])
-    print(f"one critic update, standard CNN, batch {args.batch}, 32x32, {device.type}, "
-          f"median of {args.rounds} rounds x {args.updates} updates; none = {baseline * 1e3:.1f} ms")
+    # each round's time relative to that round's norm=none: machine noise drifts slowly, rounds are short
+    ratios = {name: [t / base for t, base in zip(times[name], times["none"])] for name in args.methods}
+    print(f"one critic update, standard CNN, batch {args.batch}, 32x32, {device.type}, {torch.get_num_threads()} "
+          f"threads; median (and quartiles) over {args.rounds} rounds x {args.updates} updates of the time relative "
+          f"to norm=none in the same round; none = {statistics.median(times['none']) * 1e3:.1f} ms")
+    results = {}
     for name in args.methods:
-        print(f"{name:>6s}  {statistics.median(times[name]) / baseline:5.2f}x")
+        low, _, high = statistics.quantiles(ratios[name], n=4)
+        results[name] = {"ms": 1e3 * statistics.median(times[name]), "ratio": statistics.median(ratios[name]),
+                         "ratio_quartiles": [low, high], "ratios": ratios[name]}
+        print(f"{name:>6s}  {results[name]['ratio']:5.3f}x  ({low:.3f}-{high:.3f})")
+    if args.output:
+        path = Path(args.output.format(device=device.type))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                  "batch": args.batch, "rounds": args.rounds, "updates_per_round": args.updates, "methods": results}
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"written to {path}")
 
 
 if __name__ == "__main__":

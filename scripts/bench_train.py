@@ -7,6 +7,9 @@ callbacks, TensorBoard logging; the progress bar and metrics off). "Plain" is th
 built with norm=none, PyTorch's own ``spectral_norm`` for SN, SAN written out with ``torch.fft`` and nn.Conv2d's
 circular padding, a shuffling DataLoader, ``torch.randn`` noise and the loss formulas written here.
 
+``--options`` adds rows with an acceleration (or any override) on our side only, timed against the same plain
+loop: the change of ours/plain from the defaults' row is the option's speed-up.
+
 The two alternate in one process: inside our training run a callback runs the plain loop for k generator
 iterations after every k of ours, so machine noise hits both alike; each ratio is the median over the pairs.
 Peak memory is measured in a fresh process per side (the growth over two iterations: VmHWM on CPU,
@@ -14,10 +17,12 @@ max_memory_allocated on CUDA). FLOP/s of the plain loop (PyTorch's FlopCounterMo
 large matrix product on the same device. The results go to a JSON file, which ``--baseline`` compares against.
 
     .venv/bin/python scripts/bench_train.py [--archs sngan_cnn sngan_resnet] [--norms none sn san] [--pairs 9]
-        [--iterations 2] [--output benchmarks/train_cpu.json] [--baseline benchmarks/train_cpu.json] [override ...]
+        [--iterations 2] [--options 'trainer.precision=bf16-mixed' ...] [--output benchmarks/train_{device}.json]
+        [--baseline benchmarks/train_cpu.json] [override for both sides ...]
 """
 
 import argparse
+import itertools
 import json
 import logging
 import platform
@@ -47,11 +52,12 @@ WARMUP_ITERATIONS = 2  # per side, before the first timed pair (allocator, oneDN
 MEMORY_ITERATIONS = 2
 
 
-def overrides(arch: str, norm: str, args, steps: int, output_dir: str) -> list[str]:
+def overrides(arch: str, norm: str, args, steps: int, output_dir: str, option: str = "") -> list[str]:
+    """The run's overrides; ``option`` (space-separated overrides, e.g. an acceleration) for our side only."""
     return [f"arch={arch}", f"norm={norm}", "dataset=synthetic", "dataset.image_size=32", "optim=B", "loss=nonsat",
             f"train.batch_size={args.batch}", f"train.steps={steps}", "metrics=none", f"paths.output_dir={output_dir}",
             f"trainer.accelerator={args.device}", "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false", *args.overrides]
+            "trainer.enable_model_summary=false", *args.overrides, *option.split()]
 
 
 def synchronize(device: torch.device) -> None:
@@ -184,12 +190,13 @@ def plain_loop(arch: str, norm: str, args, device: torch.device) -> PlainLoop:
     return PlainLoop(compose(overrides(arch, "none", args, 1, tempfile.gettempdir())), norm, device)
 
 
-def time_pairs(arch: str, norm: str, args) -> dict:
+def time_pairs(arch: str, norm: str, option: str, args) -> dict:
     device = torch.device(args.device)
     steps = WARMUP_ITERATIONS + args.pairs * args.iterations + 1
     plain = plain_loop(arch, norm, args, device)
     with tempfile.TemporaryDirectory() as output_dir:
-        cfg = compose(overrides(arch, norm, args, steps, output_dir))  # after the plain loop's: run() records it
+        # composed after the plain loop's config, as run() records the current one
+        cfg = compose(overrides(arch, norm, args, steps, output_dir, option))
         alternation = Alternation(plain, args.iterations, args.pairs, device)
         run(cfg, callbacks=[alternation])
         with FlopCounterMode(display=False) as flops:
@@ -197,7 +204,7 @@ def time_pairs(arch: str, norm: str, args) -> dict:
     ours, plain_times = (statistics.median(alternation.times[side]) for side in ("ours", "plain"))
     ratios = [o / p for o, p in zip(alternation.times["ours"], alternation.times["plain"])]
     quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-    return {"arch": arch, "norm": norm, "ours_ms": 1e3 * ours, "plain_ms": 1e3 * plain_times,
+    return {"arch": arch, "norm": norm, "option": option, "ours_ms": 1e3 * ours, "plain_ms": 1e3 * plain_times,
             "ratio": statistics.median(ratios), "ratio_quartiles": [quartiles[0], quartiles[2]], "ratios": ratios,
             "ours_it_per_s": 1 / ours, "plain_it_per_s": 1 / plain_times,
             "plain_flop_per_iteration": flops.get_total_flops(),
@@ -246,7 +253,7 @@ class _MeasureOurs(pl.Callback):
             trainer.should_stop = True
 
 
-def measure_memory(side: str, arch: str, norm: str, args) -> float:
+def measure_memory(side: str, arch: str, norm: str, option: str, args) -> float:
     device = torch.device(args.device)
     meter = PeakMemory(device)
     if side == "plain":
@@ -256,14 +263,15 @@ def measure_memory(side: str, arch: str, norm: str, args) -> float:
             plain.iteration()
         return meter.peak_mb()
     with tempfile.TemporaryDirectory() as output_dir:
-        cfg = compose(overrides(arch, norm, args, MEMORY_ITERATIONS + 1, output_dir))
+        cfg = compose(overrides(arch, norm, args, MEMORY_ITERATIONS + 1, output_dir, option))
         callback = _MeasureOurs(meter)
         run(cfg, callbacks=[callback])
         return callback.peak
 
 
-def memory_in_child(side: str, arch: str, norm: str, argv: list[str]) -> float:
-    command = [sys.executable, __file__, *argv, "--memory-of", side, "--archs", arch, "--norms", norm]
+def memory_in_child(side: str, arch: str, norm: str, option: str, argv: list[str]) -> float:
+    command = [sys.executable, __file__, *argv, "--memory-of", side, "--archs", arch, "--norms", norm,
+               f"--options={option}"]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_mb"]
 
@@ -282,13 +290,15 @@ def matmul_flop_per_s(device: torch.device, size: int, repeats: int = 5) -> floa
 
 
 def compare(results: dict, baseline_path: Path) -> None:
-    baseline = {(row["arch"], row["norm"]): row for row in json.loads(baseline_path.read_text())["results"]}
+    baseline = {(row["arch"], row["norm"], row.get("option", "")): row
+                for row in json.loads(baseline_path.read_text())["results"]}
     print(f"\nagainst {baseline_path}:")
     for row in results["results"]:
-        old = baseline.get((row["arch"], row["norm"]))
+        old = baseline.get((row["arch"], row["norm"], row["option"]))
         if old:
-            print(f"{row['arch']:>13s} {row['norm']:>5s}  ours/plain {old['ratio']:.3f} -> {row['ratio']:.3f}; "
-                  f"ours {old['ours_it_per_s']:.3f} -> {row['ours_it_per_s']:.3f} it/s")
+            print(f"{row['arch']:>13s} {row['norm']:>5s} {row['option'] or '(defaults)':>28s}  ours/plain "
+                  f"{old['ratio']:.3f} -> {row['ratio']:.3f}; ours {old['ours_it_per_s']:.3f} -> "
+                  f"{row['ours_it_per_s']:.3f} it/s")
 
 
 def main() -> None:
@@ -301,9 +311,11 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--matmul-size", type=int, default=None, help="side of the reference product (CPU 2048, "
                         "GPU 8192)")
-    parser.add_argument("--output", type=Path, default=None, help="the JSON of results "
-                        "(default: benchmarks/train_<device>.json)")
+    parser.add_argument("--output", default="benchmarks/train_{device}.json", help="the JSON of results ({device}: "
+                        "cpu or cuda)")
     parser.add_argument("--baseline", type=Path, default=None, help="an earlier JSON to compare with")
+    parser.add_argument("--options", nargs="*", default=[], help="also time our side with each of these (quoted, "
+                        "space-separated overrides), e.g. 'trainer.precision=bf16-mixed' 'train.channels_last=true'")
     parser.add_argument("--memory-of", choices=["ours", "plain"], help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="config overrides for both "
                         "sides, e.g. trainer.precision=bf16-mixed")
@@ -311,7 +323,8 @@ def main() -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)  # the Trainer's start-up notices, once per run
     pl.seed_everything(0, verbose=False)
     if args.memory_of:
-        print(json.dumps({"peak_mb": measure_memory(args.memory_of, args.archs[0], args.norms[0], args)}))
+        option = args.options[0] if args.options else ""
+        print(json.dumps({"peak_mb": measure_memory(args.memory_of, args.archs[0], args.norms[0], option, args)}))
         return
 
     device = torch.device(args.device)
@@ -321,19 +334,20 @@ def main() -> None:
     print(f"one generator iteration, batch {args.batch}, 32x32, {device.type}, {torch.get_num_threads()} threads; "
           f"median (and quartiles) of {args.pairs} alternating pairs x {args.iterations} iterations; "
           f"a {reference / 1e9:.1f} GFLOP/s matrix product is the reference")
-    print(f"{'arch':>13s} {'norm':>5s} {'ours/plain':>10s} {'quartiles':>11s} {'ours it/s':>9s} {'plain it/s':>10s} "
+    print(f"{'arch':>13s} {'norm':>5s} {'ours with':>28s} {'ours/plain':>10s} {'quartiles':>11s} {'ours it/s':>9s} "
+          f"{'plain it/s':>10s} "
           f"{'ours MB':>8s} {'plain MB':>8s} {'plain GFLOP/s':>13s} {'of matmul':>9s}")
-    for arch in args.archs:
-        for norm in args.norms:
-            row = time_pairs(arch, norm, args)
-            row["peak_memory_mb"] = {side: memory_in_child(side, arch, norm, child_argv) for side in ("ours", "plain")}
-            row["plain_fraction_of_matmul"] = row["plain_flop_per_s"] / reference
-            results.append(row)
-            low, high = row["ratio_quartiles"]
-            print(f"{arch:>13s} {norm:>5s} {row['ratio']:10.3f} {low:5.2f}-{high:5.2f} {row['ours_it_per_s']:9.3f} "
-                  f"{row['plain_it_per_s']:10.3f} {row['peak_memory_mb']['ours']:8.0f} "
-                  f"{row['peak_memory_mb']['plain']:8.0f} {row['plain_flop_per_s'] / 1e9:13.1f} "
-                  f"{row['plain_fraction_of_matmul']:9.2f}", flush=True)
+    for arch, norm, option in itertools.product(args.archs, args.norms, ["", *args.options]):
+        row = time_pairs(arch, norm, option, args)
+        row["peak_memory_mb"] = {side: memory_in_child(side, arch, norm, option, child_argv)
+                                 for side in ("ours", "plain")}
+        row["plain_fraction_of_matmul"] = row["plain_flop_per_s"] / reference
+        results.append(row)
+        low, high = row["ratio_quartiles"]
+        print(f"{arch:>13s} {norm:>5s} {option or '(defaults)':>28s} {row['ratio']:10.3f} {low:5.2f}-{high:5.2f} "
+              f"{row['ours_it_per_s']:9.3f} {row['plain_it_per_s']:10.3f} {row['peak_memory_mb']['ours']:8.0f} "
+              f"{row['peak_memory_mb']['plain']:8.0f} {row['plain_flop_per_s'] / 1e9:13.1f} "
+              f"{row['plain_fraction_of_matmul']:9.2f}", flush=True)
     output = {"device": device.type, "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
               else platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "torch": torch.__version__, "lightning": pl.__version__, "batch": args.batch, "pairs": args.pairs,
@@ -341,7 +355,7 @@ def main() -> None:
               "matmul_flop_per_s": reference, "results": results}
     if args.baseline:
         compare(output, args.baseline)
-    path = args.output or Path("benchmarks") / f"train_{device.type}.json"
+    path = Path(args.output.format(device=device.type))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(output, indent=1) + "\n")
     print(f"\nwritten to {path}")

@@ -28,6 +28,7 @@ from .losses import GANLoss
 from .models import build_models
 from .nn import normalizing_constants, projected_layers
 from .normalizations import build_normalization
+from .precision import PerNetworkLossScaling
 
 _NOISE_STREAMS = ("discriminator", "generator", "fixed", "penalty", "normalization", "metrics")
 
@@ -233,7 +234,7 @@ class GAN(pl.LightningModule):
         (``scripts/bench_norms.py`` times exactly this)."""
         loss, penalty, d_real, d_fake = self.discriminator_loss(real, self.d_step)
         opt.zero_grad(set_to_none=True)
-        self._backward(loss)
+        self._backward(loss, "discriminator")
         opt.step()
         self._project("discriminator")
         self.norm.after_discriminator_update(self.discriminator, self.d_step, self.rng("normalization", self.d_step))
@@ -250,16 +251,19 @@ class GAN(pl.LightningModule):
             d_fake = _loss_precision(self.discriminator(self.trained("generator")(z)))
             loss = self.loss.generator(d_fake)
             opt.zero_grad(set_to_none=True)
-            self._backward(loss)
+            self._backward(loss, "generator")
             opt.step()
         self._project("generator")
         return {"loss/g": loss.detach()}
 
-    def _backward(self, loss: torch.Tensor) -> None:
-        if self._trainer is not None:
-            self.manual_backward(loss)  # the strategy's backward (precision scaling, DDP)
-        else:
+    def _backward(self, loss: torch.Tensor, network: str) -> None:
+        """``network``'s backward pass, through the strategy's when there is a Trainer (precision scaling, DDP)."""
+        if self._trainer is None:
             loss.backward()
+            return
+        if isinstance(self.trainer.precision_plugin, PerNetworkLossScaling):
+            self.trainer.precision_plugin.select(network)  # its loss scale, for this backward and the next step
+        self.manual_backward(loss)
 
     def _project(self, network: str) -> None:
         for layer in self._projected[network]:

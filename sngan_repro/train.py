@@ -22,6 +22,7 @@ from .errors import ConfigError, SnganReproError
 from .instantiate import instantiate_checked
 from .module import GAN
 from .nn import initialize_from_data_
+from .precision import precision_arguments
 
 
 def instantiate_callbacks(cfg: DictConfig) -> list[pl.Callback]:
@@ -44,7 +45,7 @@ def instantiate_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     logger = instantiate_checked(cfg.logger) if cfg.logger else False
     return instantiate_checked(cfg.trainer, logger=logger, callbacks=instantiate_callbacks(cfg) + list(callbacks),
-                               default_root_dir=str(output_dir))
+                               default_root_dir=str(output_dir), **precision_arguments(cfg.trainer))
 
 
 def check_process_launch(trainer: pl.Trainer) -> None:

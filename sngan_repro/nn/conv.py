@@ -49,7 +49,10 @@ def circular_pad(x: torch.Tensor, padding) -> torch.Tensor:
 
 
 def pad(x: torch.Tensor, padding, mode: str) -> torch.Tensor:
-    """``F.pad`` with F.pad's mode names, circular padding through ``circular_pad``."""
+    """``F.pad`` with F.pad's mode names, circular padding through ``circular_pad``; no copy when there is no
+    padding."""
+    if not any(padding):
+        return x
     return circular_pad(x, padding) if mode == "circular" else F.pad(x, padding, mode=mode)
 
 
@@ -60,5 +63,5 @@ class Conv2d(nn.Conv2d):
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.padding_mode != "circular":
             return super()._conv_forward(x, weight, bias)
-        return F.conv2d(circular_pad(x, self._reversed_padding_repeated_twice), weight, bias, self.stride, 0,
+        return F.conv2d(pad(x, self._reversed_padding_repeated_twice, "circular"), weight, bias, self.stride, 0,
                         self.dilation, self.groups)
