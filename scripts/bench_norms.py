@@ -7,7 +7,7 @@ backward, Adam step, the normalization's post-update hook), interleaving the met
 noise hits them alike, and prints each method's median (and quartiles) over the rounds of its time relative to
 `none` in the same round.
 
-    .venv/bin/python scripts/bench_norms.py [--batch 64] [--rounds 7] [--updates 3] [--device cpu]
+    .venv/bin/python scripts/bench_norms.py [--batch 64] [--rounds 15] [--updates 3] [--device cpu]
         [--output benchmarks/critic_update_{device}.json]
 """
 
@@ -28,7 +28,7 @@ METHODS = ["none", "sn", "san", "wn", "bn", "ln", "ortho", "clip", "gp"]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--updates", type=int, default=3, help="critic updates timed per method per round")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--methods", nargs="+", default=METHODS)

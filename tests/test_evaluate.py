@@ -92,18 +92,19 @@ def test_evaluate_refuses_bad_input_with_one_sentence(trained_checkpoint, tmp_pa
 
 @pytest.mark.slow
 def test_quickstart_digits_fid_improves_threefold(tmp_path):
-    """The full `make demo` run (seeded): digits FID at the end at least 3x lower than at step 0."""
+    """The `make demo` run (seeded), its first half (750 of 1500 updates, to keep the suite's time): digits FID at
+    the end at least 3x lower than at step 0."""
     from sngan_repro import compose
 
-    run(compose(["experiment=quickstart", f"paths.output_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}",
-                 "trainer.enable_progress_bar=false"]))
+    run(compose(["experiment=quickstart", "train.steps=750", f"paths.output_dir={tmp_path}",
+                 f"paths.cache_dir={tmp_path / 'cache'}", "trainer.enable_progress_bar=false"]))
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
     events.Reload()
     fid = {event.step: event.value for event in events.Scalars("digits_fid/2k_vs_train1797")}
-    assert sorted(fid) == [0, 250, 500, 750, 1000, 1250, 1500]
-    assert fid[1500] * 3 <= fid[0], fid
+    assert sorted(fid) == [0, 250, 500, 750]
+    assert fid[750] * 3 <= fid[0], fid
     assert events.Scalars("digits_is/2k_1split")[-1].value > 3 * events.Scalars("digits_is/2k_1split")[0].value
-    assert len(events.Images("samples/fixed_z")) == 7
+    assert len(events.Images("samples/fixed_z")) == 4
     hparams = events.PluginTagToContent("hparams")
     assert "_hparams_/experiment" in hparams and b"quickstart" in hparams["_hparams_/session_start_info"]
 
