@@ -3,9 +3,9 @@
 The SAN paper's Appendix F (standard CNN, CIFAR-10, batch 64, on a GPU) reports SN 1.13x,
 SAN 1.16x and WGAN-GP 1.40x the unnormalized critic update. This measures the same thing with
 our code path (``GAN.discriminator_update``: fakes from G, D on real and fake, loss + penalty,
-backward, Adam step, the normalization's post-update hook), interleaving the methods round by round so that machine
-noise hits them alike, and prints each method's median (and quartiles) over the rounds of its time relative to
-`none` in the same round.
+backward, Adam step, the normalization's post-update hook). Each round times every method right beside a
+`norm=none` measurement, the pair in alternating order, so that machine noise hits both alike, and prints each
+method's median (and quartiles) over the rounds of its time relative to its `none` neighbour.
 
     .venv/bin/python scripts/bench_norms.py [--batch 64] [--rounds 15] [--updates 3] [--device cpu]
         [--output benchmarks/critic_update_{device}.json]
@@ -48,21 +48,30 @@ def main() -> None:
             module.discriminator_update(real, optimizer)
         setups[name] = (module, optimizer)
 
-    times = {name: [] for name in args.methods}
-    for _ in range(args.rounds):
-        for name, (module, optimizer) in setups.items():
-            synchronize()
-            start = time.perf_counter()
-            for _ in range(args.updates):
-                module.discriminator_update(real, optimizer)
-            synchronize()
-            times[name].append((time.perf_counter() - start) / args.updates)
+    def seconds_per_update(name: str) -> float:
+        module, optimizer = setups[name]
+        synchronize()
+        start = time.perf_counter()
+        for _ in range(args.updates):
+            module.discriminator_update(real, optimizer)
+        synchronize()
+        return (time.perf_counter() - start) / args.updates
 
-    # each round's time relative to that round's norm=none: machine noise drifts slowly, rounds are short
-    ratios = {name: [t / base for t, base in zip(times[name], times["none"])] for name in args.methods}
+    # each method is timed right beside a norm=none measurement, the two in alternating order from round to round,
+    # so that the machine's slow drifts cancel in the ratio
+    times = {name: [] for name in args.methods}
+    ratios = {name: [] for name in args.methods}
+    for round_index in range(args.rounds):
+        for name in args.methods[1:]:
+            pair = ("none", name) if round_index % 2 == 0 else (name, "none")
+            measured = dict(zip(pair, (seconds_per_update(side) for side in pair)))
+            times["none"].append(measured["none"])
+            times[name].append(measured[name])
+            ratios[name].append(measured[name] / measured["none"])
+            ratios["none"].append(1.0)
     print(f"one critic update, standard CNN, batch {args.batch}, 32x32, {device.type}, {torch.get_num_threads()} "
           f"threads; median (and quartiles) over {args.rounds} rounds x {args.updates} updates of the time relative "
-          f"to norm=none in the same round; none = {statistics.median(times['none']) * 1e3:.1f} ms")
+          f"to norm=none timed beside it; none = {statistics.median(times['none']) * 1e3:.1f} ms")
     results = {}
     for name in args.methods:
         low, _, high = statistics.quantiles(ratios[name], n=4)
