@@ -8,6 +8,7 @@ for convolutions, the spatial size of the layer's input. Conv kernels may be lai
 invariant to that transposition.
 """
 
+import functools
 import math
 
 import torch
@@ -20,7 +21,9 @@ def sn_estimate(weight: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_norm(weight.detach().flatten(1).double(), ord=2).to(weight.dtype)
 
 
-def _dft_basis(input_size, kernel_size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+@functools.lru_cache(maxsize=256)
+def _dft_basis(input_size: tuple[int, int], kernel_size: tuple[int, int], dtype: torch.dtype,
+               device: torch.device) -> torch.Tensor:
     """(kh*kw, 2F): [cos | sin] of 2 pi (f_y y / H + f_x x / W) for every tap (y, x) and each of the F = H (W//2+1)
     frequencies of the half spectrum, so that a flattened kernel times it is [Re | -Im] of its size-(H, W) DFT.
 
@@ -29,6 +32,9 @@ def _dft_basis(input_size, kernel_size, dtype: torch.dtype, device: torch.device
     input: a circular convolution then applies the kernel aliased modulo the input size, whose DFT is the
     kernel's spectrum sampled at the H x W frequencies. Kernels are real, so |F(-w)| = |F(w)| and the half
     spectrum holds every modulus and every singular value of the per-frequency channel matrices.
+
+    Cached per layer shape: SAN measures every layer after every critic update, and building the basis anew
+    would also copy it to the device each time (a blocking host-to-device copy on GPUs). Never modified in place.
     """
     height, width = input_size
     rows, cols = (torch.arange(n, dtype=torch.float64) for n in kernel_size)
@@ -45,7 +51,7 @@ def _real_spectra(weight: torch.Tensor, input_size) -> tuple[torch.Tensor, torch
     (..., kh, kw): two tensors (..., H * (W//2+1)), computed in ``weight``'s floating type (at least float32)."""
     dtype = torch.promote_types(weight.dtype, torch.float32)
     kernels = weight.detach().to(dtype).flatten(-2)
-    basis = _dft_basis(input_size, weight.shape[-2:], dtype, weight.device)
+    basis = _dft_basis(tuple(input_size), tuple(weight.shape[-2:]), dtype, weight.device)
     with full_precision(kernels):
         spectra = kernels @ basis
     return spectra.chunk(2, dim=-1)
