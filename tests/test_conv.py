@@ -1,4 +1,5 @@
-"""Circular padding with a one-pass backward (sngan_repro.nn.conv) against PyTorch's own F.pad and nn.Conv2d."""
+"""Padded convolutions (sngan_repro.nn.conv): the circular ones with a transposed-convolution backward against
+PyTorch's own F.pad + F.conv2d and nn.Conv2d."""
 
 import pytest
 import torch
@@ -6,24 +7,80 @@ import torch.nn.functional as F
 from torch import nn
 
 from sngan_repro.models.common import SameConv2d
-from sngan_repro.nn import Conv2d, circular_pad
+from sngan_repro.nn import Conv2d, padded_conv2d
+
+# (size, kernel, stride, dilation, groups, (left, right, top, bottom)); all periodic unless marked
+GEOMETRIES = [
+    (8, 3, 1, 1, 1, (1, 1, 1, 1)),  # the standard CNN's 3x3 layers
+    (8, 4, 2, 1, 1, (1, 1, 1, 1)),  # its 4x4 stride-2 layers
+    (4, 3, 1, 1, 1, (1, 1, 1, 1)),  # the wrap spans most of the input
+    (8, 5, 2, 1, 1, (1, 2, 1, 2)),  # Keras "same" for a stride-2 5x5 (iwgan)
+    (6, 4, 1, 1, 1, (2, 1, 1, 2)),  # more before than after
+    (8, 3, 1, 2, 2, (2, 2, 2, 2)),  # dilated, grouped
+    (7, 4, 2, 1, 1, (1, 2, 1, 2)),  # not periodic (odd size, stride 2): plain F.pad
+]
 
 
-@pytest.mark.parametrize("padding", [(1, 1, 1, 1), (1, 2, 0, 3), (0, 0, 2, 1), (3, 0, 2, 2)])
+def _reference(x, weight, bias, padding, stride, dilation, groups):
+    return F.conv2d(F.pad(x, padding, mode="circular"), weight, bias, stride, 0, dilation, groups)
+
+
+@pytest.mark.parametrize("size, kernel, stride, dilation, groups, padding", GEOMETRIES)
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_circular_pad_and_its_gradient_equal_f_pad(padding, channels_last):
-    x = torch.randn(2, 3, 5, 4, dtype=torch.float64)
+def test_circular_conv_and_its_gradients_equal_f_pad_then_conv(size, kernel, stride, dilation, groups, padding,
+                                                                channels_last):
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, size, size, dtype=torch.float64)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
     x.requires_grad_(True)
-    upstream = torch.randn(F.pad(x, padding, mode="circular").shape, dtype=torch.float64)
-    expected = F.pad(x, padding, mode="circular")
-    (expected_grad,) = torch.autograd.grad(expected, x, upstream)
-    ours = circular_pad(x, padding)
-    (grad,) = torch.autograd.grad(ours, x, upstream)
-    torch.testing.assert_close(ours, expected, rtol=0, atol=0)
-    torch.testing.assert_close(grad, expected_grad)
-    assert torch.autograd.gradcheck(lambda t: circular_pad(t, padding), (x,))
+    weight = torch.randn(6, 4 // groups, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    arguments = (padding, stride, dilation, groups)
+    ours = padded_conv2d(x, weight, bias, padding, "circular", *arguments[1:])
+    expected = _reference(x, weight, bias, *arguments)
+    torch.testing.assert_close(ours, expected)
+    upstream = torch.randn_like(expected)
+    for got, want in zip(torch.autograd.grad(ours, (x, weight, bias), upstream),
+                         torch.autograd.grad(expected, (x, weight, bias), upstream)):
+        torch.testing.assert_close(got, want)
+    assert torch.autograd.gradcheck(lambda *t: padded_conv2d(*t, padding, "circular", *arguments[1:]),
+                                    (x, weight, bias))
+    periodic = size % stride == 0
+    assert ("Periodic" in type(ours.grad_fn).__name__) == periodic
+
+
+def test_only_the_gradients_asked_for_are_computed():
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    weight = torch.randn(5, 3, 3, 3)
+    (grad,) = torch.autograd.grad(padded_conv2d(x, weight, None, (1, 1, 1, 1), "circular").sum(), x)
+    expected = torch.autograd.grad(_reference(x, weight, None, (1, 1, 1, 1), 1, 1, 1).sum(), x)[0]
+    torch.testing.assert_close(grad, expected)
+
+
+def test_its_backward_is_differentiable_for_gradient_penalties():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(5, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda *t: padded_conv2d(*t, (1, 1, 1, 1), "circular", 2).tanh(),
+                                        (x, weight, bias))
+
+
+def test_under_autocast_the_gradients_come_back_in_the_parameters_dtypes():
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 16, 16, requires_grad=True)
+    conv = Conv2d(8, 8, 4, stride=2, padding=1, padding_mode="circular")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(x)
+    assert out.dtype == torch.bfloat16
+    out.float().square().sum().backward()
+    grads = [x.grad, conv.weight.grad, conv.bias.grad]
+    assert [g.dtype for g in grads] == [torch.float32] * 3
+    x.grad, conv.weight.grad, conv.bias.grad = None, None, None
+    conv(x).square().sum().backward()
+    for low, full in zip(grads, [x.grad, conv.weight.grad, conv.bias.grad]):
+        torch.testing.assert_close(low, full, rtol=5e-2, atol=5e-2 * full.abs().max().item())
 
 
 def test_conv2d_is_nn_conv2d_with_the_same_outputs_and_gradients():
@@ -34,14 +91,16 @@ def test_conv2d_is_nn_conv2d_with_the_same_outputs_and_gradients():
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
     outputs = [layer(x) for layer in (reference, ours)]
     torch.testing.assert_close(outputs[1], outputs[0])
-    grads = [torch.autograd.grad(out.square().sum(), [x, layer.weight])
+    grads = [torch.autograd.grad(out.square().sum(), [x, layer.weight, layer.bias])
              for out, layer in zip(outputs, (reference, ours))]
     for expected, got in zip(*grads):
         torch.testing.assert_close(got, expected)
 
 
-def test_same_conv_pads_circularly_through_circular_pad():
-    conv = SameConv2d(2, 3, 5, 2, 7, padding_mode="circular").double()
+@pytest.mark.parametrize("mode", ["zeros", "circular"])
+def test_same_conv_pads_as_keras_in_its_mode(mode):
+    conv = SameConv2d(2, 3, 5, 2, 7, padding_mode=mode).double()
     x = torch.randn(1, 2, 7, 7, dtype=torch.float64)
-    expected = F.conv2d(F.pad(x, conv.same_pad, mode="circular"), conv.weight, conv.bias, 2)
+    expected = F.conv2d(F.pad(x, conv.same_pad, mode="circular" if mode == "circular" else "constant"), conv.weight,
+                        conv.bias, 2)
     torch.testing.assert_close(conv(x), expected)

@@ -140,6 +140,16 @@ def test_san_constant_equals_brute_force(kernel, size):
                                rtol=1e-5, atol=0)
 
 
+@pytest.mark.parametrize("largest", [0, -1])
+def test_san_constant_over_many_cache_blocks_finds_the_largest_kernel_anywhere(largest):
+    """1200 kernels at 32 x 32 span three CPU blocks; checked against each kernel's own 2-D FFT."""
+    torch.manual_seed(3)
+    weight = torch.randn(40, 30, 4, 4)
+    weight[largest, largest] *= 10
+    expected = torch.fft.fft2(weight.double(), s=(32, 32)).abs().amax()
+    torch.testing.assert_close(san_constant(weight, (32, 32)).double(), expected, rtol=1e-5, atol=0)
+
+
 @pytest.mark.parametrize("kernel,size", [(3, (6, 6)), (3, (5, 7)), (5, (7, 6)), (3, (2, 2))])
 def test_conv_operator_norm_equals_explicit_matrix(kernel, size):
     torch.manual_seed(kernel + 10)

@@ -4,10 +4,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..nn.conv import pad
-
-# nn.Conv2d's padding_mode names -> F.pad's
-_PAD_MODES = {"zeros": "constant", "circular": "circular", "reflect": "reflect", "replicate": "replicate"}
+from ..nn.conv import padded_conv2d
 
 
 def scale_widths(widths, width: float) -> list[int]:
@@ -33,10 +30,11 @@ class SameConv2d(nn.Conv2d):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, size: int, padding_mode: str = "zeros"):
         super().__init__(c_in, c_out, kernel, stride)
         before, after = same_padding(size, kernel, stride)
-        self.same_pad, self.same_pad_mode = (before, after, before, after), _PAD_MODES[padding_mode]
+        self.same_pad, self.same_pad_mode = (before, after, before, after), padding_mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(pad(x, self.same_pad, self.same_pad_mode))
+        return padded_conv2d(x, self.weight, self.bias, self.same_pad, self.same_pad_mode, self.stride, self.dilation,
+                             self.groups)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, same_pad={self.same_pad}, mode={self.same_pad_mode}"

@@ -1,7 +1,7 @@
 """Building blocks shared by architectures: weight-normalization parametrizations, layers, output heads,
 spectral quantities of weights, and the protocols by which layers ask the training loop for a step."""
 
-from .conv import Conv2d, circular_pad
+from .conv import Conv2d, padded_conv2d
 from .heads import HEADS, OutputHead
 from .normalizing import ScaledWeight, assign_weight_, full_precision, normalizing_constants
 from .protocols import InitializedFromData, ProjectedAfterStep, initialize_from_data_, projected_layers
@@ -35,11 +35,11 @@ __all__ = [
     "UnitNorm",
     "WNAdd",
     "assign_weight_",
-    "circular_pad",
     "full_precision",
     "initialize_from_data_",
     "normalizing_constants",
     "output_dim",
+    "padded_conv2d",
     "projected_layers",
     "spectral_norm",
     "swn_conv2d",
