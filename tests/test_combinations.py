@@ -183,6 +183,20 @@ class _RecordStart:
         self.state["conv_inputs"] = sizes  # convolutions pad inside their forward: these are unpadded sizes
 
 
+def _run_recording_start(cfg, monkeypatch):
+    """The trained module and what its critic looked like before the first update (``_RecordStart``)."""
+    from sngan_repro.module import GAN
+
+    record, original_fit_start = _RecordStart(), GAN.on_fit_start
+
+    def on_fit_start(self):
+        original_fit_start(self)
+        record(self)
+
+    monkeypatch.setattr(GAN, "on_fit_start", on_fit_start)
+    return run(cfg), record.state
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("norm", sorted(NORMS))
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -194,18 +208,9 @@ def test_every_normalization_keeps_its_invariant_on_every_architecture(family, n
         assert str(error.value).count(". ") == 0 and not (tmp_path / "checkpoints").exists()  # one sentence, no run
         return
 
-    from sngan_repro.module import GAN
-
-    record, original_fit_start = _RecordStart(), GAN.on_fit_start
-
-    def on_fit_start(self):
-        original_fit_start(self)
-        record(self)
-
-    monkeypatch.setattr(GAN, "on_fit_start", on_fit_start)
-    module = run(cfg)
+    module, initial = _run_recording_start(cfg, monkeypatch)
     assert module.g_step == 3 and all(math.isfinite(v) for v in module.last_metrics.values()), module.last_metrics
-    CHECKS[norm](module, record.state)
+    CHECKS[norm](module, initial)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -227,3 +232,22 @@ def test_generator_normalizations_must_act_on_weights_only():
         with pytest.raises(ConfigError, match=rf"gen_norm={name} acts on the critic's loss, features, updates or "
                                               r"padding, not only on weights; the generator accepts"):
             normalize_generator(nn.Sequential(nn.Linear(2, 3)), norm, name)
+
+
+ACCELERATIONS = {"channels_last": ["train.channels_last=true"], "bf16": ["trainer.precision=bf16-mixed"],
+                 "compile": ["train.compile=true"]}
+# SAN in reparametrization mode is accepted by every family and exercises the most machinery: a parametrization
+# with a refresh, circular convolutions, SN on the dense layer. torch.compile takes about a minute to build, so one
+# family (with weight-normalized layers as well; tests/test_performance.py compiles the standard CNN with SN).
+ACCELERATED = [(option, family, "san_reparametrization") for option in ("channels_last", "bf16")
+               for family in sorted(FAMILIES)]
+ACCELERATED += [("compile", "xiang_dcgan_wn", "san_reparametrization")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option, family, norm", ACCELERATED)
+def test_accelerations_keep_the_invariant_on_every_architecture(option, family, norm, tmp_path, monkeypatch):
+    module, initial = _run_recording_start(compose([*_overrides(family, norm, tmp_path), *ACCELERATIONS[option]]),
+                                           monkeypatch)
+    assert module.g_step == 3 and all(math.isfinite(v) for v in module.last_metrics.values()), module.last_metrics
+    CHECKS[norm](module, initial)

@@ -80,31 +80,38 @@ def test_evaluate_with_inception_weights_file(trained_checkpoint, inception_weig
 
 @pytest.mark.slow
 def test_evaluate_refuses_bad_input_with_one_sentence(trained_checkpoint, tmp_path):
+    """The command prints the sentence and exits with 2 (one process, to keep the suite's time); the other refusals
+    are raised by the same ``evaluate`` it calls."""
+    from sngan_repro import compose
+    from sngan_repro.errors import SnganReproError
+    from sngan_repro.evaluate import evaluate
+
     checkpoint, _ = trained_checkpoint
     missing = _evaluate(f"ckpt={tmp_path / 'none.ckpt'}", "metrics=digits")
     assert missing.returncode == 2 and "error: ckpt_path=" in missing.stderr and "does not exist" in missing.stderr
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(b"\0" * 100)
-    assert "not a readable checkpoint" in _evaluate(f"ckpt={corrupt}", "metrics=digits").stderr
-    nothing = _evaluate(f"ckpt={checkpoint}", "metrics=none")
-    assert nothing.returncode == 2 and "computes nothing" in nothing.stderr
+    for overrides, message in (([f"ckpt={corrupt}", "metrics=digits"], "not a readable checkpoint"),
+                               ([f"ckpt={checkpoint}", "metrics=none"], "computes nothing")):
+        with pytest.raises(SnganReproError, match=message):
+            evaluate(compose(overrides, config_name="evaluate"))
 
 
 @pytest.mark.slow
-def test_quickstart_digits_fid_improves_threefold(tmp_path):
-    """The `make demo` run (seeded), its first half (750 of 1500 updates, to keep the suite's time): digits FID at
-    the end at least 3x lower than at step 0."""
+def test_quickstart_digits_fid_improves_tenfold(tmp_path):
+    """The `make demo` run (seeded), its first third (500 of 1500 updates, to keep the suite's time): digits FID
+    at the end at least 10x lower than at step 0 (it was 820 -> 23)."""
     from sngan_repro import compose
 
-    run(compose(["experiment=quickstart", "train.steps=750", f"paths.output_dir={tmp_path}",
+    run(compose(["experiment=quickstart", "train.steps=500", f"paths.output_dir={tmp_path}",
                  f"paths.cache_dir={tmp_path / 'cache'}", "trainer.enable_progress_bar=false"]))
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
     events.Reload()
     fid = {event.step: event.value for event in events.Scalars("digits_fid/2k_vs_train1797")}
-    assert sorted(fid) == [0, 250, 500, 750]
-    assert fid[750] * 3 <= fid[0], fid
+    assert sorted(fid) == [0, 250, 500]
+    assert fid[500] * 10 <= fid[0], fid
     assert events.Scalars("digits_is/2k_1split")[-1].value > 3 * events.Scalars("digits_is/2k_1split")[0].value
-    assert len(events.Images("samples/fixed_z")) == 4
+    assert len(events.Images("samples/fixed_z")) == 3
     hparams = events.PluginTagToContent("hparams")
     assert "_hparams_/experiment" in hparams and b"quickstart" in hparams["_hparams_/session_start_info"]
 

@@ -1,5 +1,7 @@
 """Speed features: no host-device synchronization outside logging steps, and the acceleration options."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import pytorch_lightning as pl
@@ -9,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 from sngan_repro import compose
-from sngan_repro.data import ImageFolderDataModule
+from sngan_repro.data import DigitsDataModule, ImageFolderDataModule
 from sngan_repro.errors import ConfigError
 from sngan_repro.losses import NonSaturatingLoss
 from sngan_repro.nn import spectral_norm
@@ -124,6 +126,27 @@ def test_device_resident_data_trains_on_the_same_batches(tmp_path, float32_run):
     module = _accelerated_run(tmp_path, "dataset.device_resident=true")
     weights = module.state_dict()
     assert all(torch.equal(weights[name], value) for name, value in float32_run[1].items())
+
+
+def _rank_batches(device_resident: bool, rank: int, batches_consumed: int = 0) -> list[torch.Tensor]:
+    """The first three training batches rank ``rank`` of two sees, in the generator's value range."""
+    datamodule = DigitsDataModule(image_size=8, batch_size=8, heldout=10, device_resident=device_resident)
+    datamodule.trainer = SimpleNamespace(global_rank=rank, world_size=2, training=True,
+                                         lightning_module=SimpleNamespace(dtype=torch.float32))
+    datamodule.batches_consumed = batches_consumed  # as restored from a checkpoint
+    loader = iter(datamodule.train_dataloader())
+    return [datamodule.on_after_batch_transfer(datamodule.on_before_batch_transfer(next(loader), 0), 0)
+            for _ in range(3)]
+
+
+def test_device_resident_data_gives_each_ddp_rank_its_dataloader_batches():
+    """Under DDP every rank draws the same batches from either path (also after a resume), and ranks differ."""
+    for batches_consumed in (0, 5):
+        per_rank = [_rank_batches(True, rank, batches_consumed) for rank in (0, 1)]
+        for rank in (0, 1):
+            expected = _rank_batches(False, rank, batches_consumed)
+            assert all(torch.equal(got, want) for got, want in zip(per_rank[rank], expected))
+        assert not any(torch.equal(a, b) for a, b in zip(*per_rank))
 
 
 def test_device_resident_data_needs_a_dataset_held_in_memory(tmp_path):
