@@ -3,6 +3,7 @@
 import zipfile
 from pathlib import Path
 
+import torch
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
@@ -112,7 +113,8 @@ def check_batch_split(cfg: DictConfig, world_size: int) -> None:
 
 
 def check_checkpoint(path) -> Path:
-    """A resumable checkpoint exists and is a torch zip archive; raise CheckpointError otherwise."""
+    """A resumable checkpoint: it exists, loads with ``weights_only=True`` (tensors and plain containers only, never
+    arbitrary pickled objects) and was written by a training run; raise CheckpointError otherwise."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"ckpt_path={str(path)!r} does not exist; "
@@ -120,4 +122,12 @@ def check_checkpoint(path) -> Path:
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"ckpt_path={str(path)!r} is not a readable checkpoint (not a torch zip archive); "
                               f"it may be truncated or corrupt.")
+    try:  # memory-mapped: the tensors are not read, only the structure
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # a damaged archive, or pickled objects weights_only loading refuses
+        raise CheckpointError(f"ckpt_path={str(path)!r} is not a loadable checkpoint ({type(error).__name__}); it "
+                              f"may be damaged or hold objects other than tensors and plain containers.") from error
+    if not isinstance(checkpoint, dict) or "gan_counters" not in checkpoint:
+        raise CheckpointError(f"ckpt_path={str(path)!r} was not written by sngan_repro.train (it has no generator "
+                              f"and critic step counters); give a checkpoint of a run.")
     return path

@@ -40,7 +40,7 @@ def library_versions() -> dict[str, str]:
 def load_module(path, device) -> GAN:
     check_checkpoint(path)
     try:
-        module = GAN.load_from_checkpoint(path, map_location=device)
+        module = GAN.load_from_checkpoint(path, map_location=device, weights_only=True)
     except SnganReproError:
         raise
     except Exception as error:  # unpickling / key errors of a foreign or damaged file

@@ -91,7 +91,7 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
     datamodule.prepare_data()  # a missing dataset stops the run here, before any training
     if not cfg.ckpt_path:  # a resumed run gets these layers' values back from its checkpoint
         initialize_from_data_(module, datamodule)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     for callback in trainer.callbacks:  # a preempted run passes its signal on (e.g. SLURM's requeue) once stopped
         if isinstance(callback, Preemption) and callback.stopped:
             callback.hand_over()

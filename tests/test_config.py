@@ -1,7 +1,10 @@
 """Composition of every config option, validation messages, and the command line's help."""
 
+import argparse
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -137,13 +140,67 @@ def test_invalid_values_get_one_sentence(override, fragment):
         validate(compose([override]))
 
 
-def test_missing_and_corrupt_checkpoints_are_refused(tmp_path):
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory) -> Path:
+    from conftest import tiny_run_overrides
+
+    from sngan_repro.train import run
+
+    output_dir = tmp_path_factory.mktemp("trained")
+    run(compose(tiny_run_overrides(output_dir, 2, "logger=none")))
+    return output_dir / "checkpoints" / "last.ckpt"
+
+
+def _damaged_checkpoints(directory: Path, good: Path) -> dict[str, tuple[Path, str]]:
+    """Files a user may pass as ckpt_path, each with the refusal it must get."""
+    made = {}
+
+    def write(name: str, content: bytes) -> Path:
+        made_path = directory / name
+        made_path.write_bytes(content)
+        return made_path
+
+    made["not a file at all"] = (write("text.ckpt", b"not a checkpoint"), "not a readable checkpoint")
+    made["truncated mid-write"] = (write("truncated.ckpt", good.read_bytes()[: good.stat().st_size // 2]),
+                                   "not a readable checkpoint")
+    with zipfile.ZipFile(directory / "other.zip", "w") as archive:
+        archive.writestr("readme.txt", "a zip archive, but not torch's")
+    made["another zip archive"] = (directory / "other.zip", "not a loadable checkpoint")
+    torch.save({"gan_counters": {"g_step": 1}, "payload": argparse.Namespace(command="rm -rf")},
+               directory / "pickled.ckpt")
+    made["a pickled object"] = (directory / "pickled.ckpt", "not a loadable checkpoint")
+    torch.save({"state_dict": {"weight": torch.zeros(2)}}, directory / "foreign.ckpt")
+    made["a foreign torch file"] = (directory / "foreign.ckpt", "was not written by sngan_repro.train")
+    return made
+
+
+def test_missing_damaged_and_foreign_checkpoints_are_refused_in_one_sentence(tmp_path, trained_checkpoint):
+    assert validate(compose([f"ckpt_path={trained_checkpoint}"])) is None  # the real one passes
     with pytest.raises(CheckpointError, match="does not exist"):
         validate(compose([f"ckpt_path={tmp_path / 'nope.ckpt'}"]))
-    corrupt = tmp_path / "corrupt.ckpt"
-    corrupt.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
-        validate(compose([f"ckpt_path={corrupt}"]))
+    for case, (path, message) in _damaged_checkpoints(tmp_path, trained_checkpoint).items():
+        with pytest.raises(CheckpointError, match=rf"^ckpt_path='{path}' .*{message}") as error:
+            validate(compose([f"ckpt_path={path}"]))
+        assert str(error.value).count(". ") == 0 and str(error.value).endswith("."), case
+
+
+def test_every_checkpoint_load_is_weights_only(tmp_path, trained_checkpoint, monkeypatch):
+    """Resuming (the check, then Lightning's own load) and evaluating read checkpoints with weights_only=True."""
+    from conftest import tiny_run_overrides
+
+    from sngan_repro.evaluate import load_module
+    from sngan_repro.train import run
+
+    torch_load, calls = torch.load, []
+
+    def recording_load(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return torch_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording_load)
+    run(compose(tiny_run_overrides(tmp_path, 3, "logger=none", f"ckpt_path={trained_checkpoint}")))
+    load_module(trained_checkpoint, torch.device("cpu"))
+    assert len(calls) >= 4 and all(calls), calls
 
 
 def test_image_size_the_architecture_cannot_serve():
