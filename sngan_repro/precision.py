@@ -41,7 +41,8 @@ class PerNetworkLossScaling(MixedPrecision):
 
 def precision_arguments(trainer_cfg) -> dict:
     """The Trainer arguments that replace ``trainer.precision=16-mixed`` by ``PerNetworkLossScaling`` on the device
-    the accelerator setting resolves to (and so replace ``trainer.plugins``); none for other precisions."""
+    the accelerator setting resolves to (a ``plugins`` list the trainer's builder adds to its own); none for other
+    precisions."""
     if str(trainer_cfg.get("precision")) not in FLOAT16_PRECISIONS:
         return {}
     accelerator = str(trainer_cfg.get("accelerator", "auto"))

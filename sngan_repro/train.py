@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
 
 from .callbacks import Preemption
+from .checkpointing import AtomicCheckpointIO
 from .config import CONFIG_DIR, CONFIG_NAME, check_batch_split, check_checkpoint, resolve, validate
 from .data import build_datamodule
 from .errors import ConfigError, SnganReproError
@@ -44,8 +45,10 @@ def instantiate_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 
 def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     logger = instantiate_checked(cfg.logger) if cfg.logger else False
+    precision = precision_arguments(cfg.trainer)
+    plugins = [AtomicCheckpointIO(), *precision.pop("plugins", [])]
     return instantiate_checked(cfg.trainer, logger=logger, callbacks=instantiate_callbacks(cfg) + list(callbacks),
-                               default_root_dir=str(output_dir), **precision_arguments(cfg.trainer))
+                               default_root_dir=str(output_dir), plugins=plugins, **precision)
 
 
 def check_process_launch(trainer: pl.Trainer) -> None:

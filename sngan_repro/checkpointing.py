@@ -1,0 +1,35 @@
+"""Checkpoint files written atomically: a crash, a kill or a full disk while writing leaves the previous file.
+
+Lightning's own writer stages the file in the system's temporary folder and then moves it, which on another
+filesystem (a node-local /tmp, a network home) is a copy that can itself be interrupted half-way. Here the file is
+written next to its destination, flushed to disk, and renamed over it: a rename within a directory is atomic.
+"""
+
+import os
+from pathlib import Path
+
+import torch
+from fsspec.implementations.local import LocalFileSystem
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning_fabric.utilities.cloud_io import get_filesystem
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` whose ``save_checkpoint`` writes ``.<name>.<pid>.tmp`` beside a local file, then renames
+    it; remote paths (s3://, ...) keep Lightning's writer."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(staging, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(staging, path)
+        finally:
+            staging.unlink(missing_ok=True)  # only left when writing failed
