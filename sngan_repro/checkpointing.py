@@ -5,6 +5,7 @@ filesystem (a node-local /tmp, a network home) is a copy that can itself be inte
 written next to its destination, flushed to disk, and renamed over it: a rename within a directory is atomic.
 """
 
+import errno
 import os
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import torch
 from fsspec.implementations.local import LocalFileSystem
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning_fabric.utilities.cloud_io import get_filesystem
+
+from .errors import DiskFullError
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -31,5 +34,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(staging, path)
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            newest = max(path.parent.glob("*.ckpt"), key=lambda kept: kept.stat().st_mtime, default=None)
+            advice = f"the earlier ones stay; free space and resume with ckpt_path={newest}" if newest else \
+                "free space and run again"
+            raise DiskFullError(f"The disk filled up while writing the checkpoint {path}: {advice}.") from error
         finally:
             staging.unlink(missing_ok=True)  # only left when writing failed

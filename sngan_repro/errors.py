@@ -17,6 +17,10 @@ class CheckpointError(SnganReproError):
     """A checkpoint path is missing or the file is not a readable checkpoint."""
 
 
+class DiskFullError(SnganReproError):
+    """The disk filled up while writing a run's file; what was written before stays."""
+
+
 class TrainingDivergedError(SnganReproError):
     """A loss became NaN or infinite; the checkpoints written before stay on disk."""
 

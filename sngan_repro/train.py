@@ -4,6 +4,7 @@ Thin: validate the composed config, then datamodule + models + module + callback
 -> Trainer.fit. Errors in the user's input are reported as one sentence, before heavy work.
 """
 
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,7 +110,8 @@ def main(cfg: DictConfig) -> None:
         print(f"error: {error}", file=sys.stderr)
         output_dir = Path(cfg.paths.output_dir)
         if output_dir.is_dir():
-            (output_dir / "error.txt").write_text(f"{type(error).__name__}: {error}\n")
+            with contextlib.suppress(OSError):  # e.g. the disk is full: the sentence is on stderr anyway
+                (output_dir / "error.txt").write_text(f"{type(error).__name__}: {error}\n")
         # in a sweep one failed run (e.g. a diverging setting) must not stop the others
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             sys.exit(2)

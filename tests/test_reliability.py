@@ -9,6 +9,7 @@ from conftest import tiny_run_overrides
 from sngan_repro import compose
 from sngan_repro.checkpointing import AtomicCheckpointIO
 from sngan_repro.config import check_checkpoint
+from sngan_repro.errors import DiskFullError
 from sngan_repro.train import run
 
 
@@ -30,18 +31,21 @@ def test_a_write_that_fails_half_way_leaves_the_previous_checkpoint(tmp_path, mo
     path, io = tmp_path / "run" / "last.ckpt", AtomicCheckpointIO()
     io.save_checkpoint({"step": torch.tensor(1)}, path)
     _fail_half_way(monkeypatch, lambda checkpoint: True)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(DiskFullError, match=rf"^The disk filled up while writing the checkpoint {path}: the earlier "
+                                            rf"ones stay; free space and resume with ckpt_path={path}\.$"):
         io.save_checkpoint({"step": torch.tensor(2)}, path)
     assert torch.load(path, weights_only=True)["step"].item() == 1
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no staging file left behind
 
 
 def test_a_run_whose_checkpoint_write_fails_keeps_the_last_good_one(tmp_path, monkeypatch):
-    """Checkpoints every 2 updates; writing the one of update 4 fails half-way. The run stops with the error, and
-    its last.ckpt is update 2's: it passes the resume check and resumes from update 2."""
+    """Checkpoints every 2 updates; writing the one of update 4 fails half-way on a full disk. The run stops with
+    one sentence, and its last.ckpt is update 2's: it passes the resume check and resumes from update 2."""
     _fail_half_way(monkeypatch, lambda checkpoint: checkpoint["gan_counters"]["g_step"] == 4)
     cfg = compose(tiny_run_overrides(tmp_path, 6, "logger=none", "train.checkpoint_every=2"))
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(DiskFullError, match=r"^The disk filled up while writing the checkpoint .*g_step=0000004\.ckpt: "
+                                            r"the earlier ones stay; free space and resume with ckpt_path=.*"
+                                            r"(last|g_step=0000002)\.ckpt\.$"):
         run(cfg)
     last = tmp_path / "checkpoints" / "last.ckpt"
     check_checkpoint(last)
