@@ -8,6 +8,7 @@ from torch import nn
 
 from sngan_repro.models.common import SameConv2d
 from sngan_repro.nn import Conv2d, padded_conv2d
+from sngan_repro.nn.conv import _spectral_circular_conv2d
 
 # (size, kernel, stride, dilation, groups, (left, right, top, bottom)); all periodic unless marked
 GEOMETRIES = [
@@ -19,6 +20,9 @@ GEOMETRIES = [
     (8, 3, 1, 2, 2, (2, 2, 2, 2)),  # dilated, grouped
     (7, 4, 2, 1, 1, (1, 2, 1, 2)),  # not periodic (odd size, stride 2): plain F.pad
 ]
+# the periodic, ungrouped, undilated ones, which the frequency-domain convolution takes
+SPECTRAL_GEOMETRIES = [geometry for geometry in GEOMETRIES if geometry[3] == geometry[4] == 1 and
+                       geometry[0] % geometry[2] == 0]
 
 
 def _reference(x, weight, bias, padding, stride, dilation, groups):
@@ -48,6 +52,51 @@ def test_circular_conv_and_its_gradients_equal_f_pad_then_conv(size, kernel, str
                                     (x, weight, bias))
     periodic = size % stride == 0
     assert ("Periodic" in type(ours.grad_fn).__name__) == periodic
+
+
+@pytest.mark.parametrize("size, kernel, stride, dilation, groups, padding", SPECTRAL_GEOMETRIES)
+@pytest.mark.parametrize("width_offset", [0, 2])  # square, and a wider than high input (its half spectrum)
+def test_spectral_circular_conv_and_its_gradients_equal_f_pad_then_conv(size, kernel, stride, dilation, groups,
+                                                                        padding, width_offset):
+    torch.manual_seed(0)
+    x = torch.randn(2, 2, size, size + width_offset * stride, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 2, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+
+    def spectral(*tensors):
+        return _spectral_circular_conv2d(*tensors, (padding[2], padding[0]), stride)
+
+    ours, expected = spectral(x, weight, bias), _reference(x, weight, bias, padding, stride, 1, 1)
+    torch.testing.assert_close(ours, expected)
+    upstream = torch.randn_like(expected)
+    for got, want in zip(torch.autograd.grad(ours, (x, weight, bias), upstream),
+                         torch.autograd.grad(expected, (x, weight, bias), upstream)):
+        torch.testing.assert_close(got, want)
+    assert torch.autograd.gradcheck(spectral, (x, weight, bias))
+    if (size, kernel, stride, width_offset) == (8, 4, 2, 2):  # the slowest check, on one geometry
+        assert torch.autograd.gradgradcheck(lambda *t: spectral(*t).tanh(), (x, weight, bias))
+
+
+@pytest.mark.parametrize("size, kernel, stride, spectral", [(4, 3, 1, True), (8, 3, 1, True), (8, 4, 2, False),
+                                                            (16, 3, 1, False)])
+def test_wide_layers_on_small_maps_take_the_spectral_path_in_float32_and_bfloat16(size, kernel, stride, spectral):
+    """The standard CNN's last 3 x 3 layers (256 channels at 4 x 4 and 8 x 8) need under a third of the direct
+    convolution's multiply-adds in the frequency domain; its stride-2 layers and larger maps do not."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 256, size, size, requires_grad=True)
+    conv = Conv2d(256, 256, kernel, stride, padding=1, padding_mode="circular")
+    out = conv(x)
+    assert ("Periodic" not in type(out.grad_fn).__name__) == spectral
+    expected = _reference(x.double(), conv.weight.double(), conv.bias.double(), (1, 1, 1, 1), stride, 1, 1)
+    torch.testing.assert_close(out.double(), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    upstream = torch.randn_like(out)
+    for got, want in zip(torch.autograd.grad(out, (x, conv.weight, conv.bias), upstream),
+                         torch.autograd.grad(expected, (x, conv.weight, conv.bias), upstream.double())):
+        torch.testing.assert_close(got, want.float(), rtol=1e-4, atol=1e-4 * want.abs().max().item())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = conv(x)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.double(), expected, rtol=5e-2, atol=2e-2 * expected.abs().max().item())
 
 
 def test_only_the_gradients_asked_for_are_computed():
