@@ -7,10 +7,13 @@ import torch
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from .errors import CheckpointError, ConfigError
 from .metrics.base import check_metrics
+from .overrides import check_syntax, composition_error
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 CONFIG_NAME = "train"
@@ -25,15 +28,23 @@ def compose(overrides=(), config_name: str = CONFIG_NAME) -> DictConfig:
     Interpolations are resolved, including ``paths.output_dir`` (Hydra's run directory, which
     is not created here) and ``choices`` (the option picked in each config group).
     """
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    overrides = list(overrides)
+    check_syntax(overrides)
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise composition_error(error, overrides, config_name) from None
     hydra_node = cfg.hydra
     with open_dict(hydra_node):
         hydra_node.runtime.output_dir = str(Path(hydra_node.run.dir).resolve())
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
-    return resolve(cfg)
+    try:
+        return resolve(cfg)
+    except OmegaConfBaseException as error:
+        raise composition_error(error, overrides, config_name) from None
 
 
 def resolve(cfg: DictConfig) -> DictConfig:
@@ -64,36 +75,73 @@ def with_data_dir(cfg: DictConfig, data_dir: str) -> DictConfig:
     return moved
 
 
+def _is_integer(value, least: int) -> bool:
+    """An integer (not a bool, which YAML's true/false are) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+# where a run's config takes keys its files do not declare: Lightning callbacks and metric measures by name
+OPEN_NODES = ("callbacks", "metrics.measures")
+_ABSENT = object()
+
+
+def _check_added_keys(cfg: DictConfig) -> None:
+    """A ``+key=value`` override adds a key only where one is read: under a ``_target_`` node (its class refuses an
+    unknown argument when built) or an open node; elsewhere a misspelled key would be silently ignored."""
+    if not HydraConfig.initialized():
+        return
+    for text in HydraConfig.get().overrides.task:
+        if not text.startswith("+") or text.startswith("++"):
+            continue
+        key = text[1:].split("=", 1)[0]
+        if (CONFIG_DIR / key).is_dir() or OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+            continue  # +group=option adds a config group; or this config did not come from these overrides
+        parent = key.rpartition(".")[0]
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if parent in OPEN_NODES or (isinstance(node, DictConfig) and "_target_" in node):
+            continue
+        parts = key.split(".")
+        depth = len(parts) - 1  # up past the nodes the override itself created (they hold only its key)
+        while depth and len(OmegaConf.select(cfg, ".".join(parts[:depth]))) == 1:
+            depth -= 1
+        parent = ".".join(parts[:depth])
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        known = ", ".join(sorted(str(name) for name in node.keys() if name != parts[depth]))
+        raise ConfigError(f"+{key} adds a setting nothing reads, so it would do nothing; "
+                          f"{parent or 'the top level'} has {known}.")
 
 
 def validate(cfg: DictConfig) -> None:
     """Check the composed config before any heavy work; raise ConfigError with one sentence."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     _require(not missing, f"{', '.join(missing)} must be given (e.g. {missing[0] if missing else ''}=...).")
+    _check_added_keys(cfg)
+    _require(_is_integer(cfg.seed, 0), f"seed={cfg.seed!r} must be a non-negative integer.")
     train, optim, arch = cfg.train, cfg.optim, cfg.arch
-    _require(isinstance(train.steps, int) and train.steps > 0,
-             f"train.steps={train.steps} must be a positive number of generator updates.")
+    _require(_is_integer(train.steps, 1), f"train.steps={train.steps} must be a positive number of generator updates.")
     for key in ("batch_size", "g_batch_size", "log_every", "sample_every", "num_samples"):
-        _require(isinstance(train[key], int) and train[key] > 0,
-                 f"train.{key}={train[key]} must be a positive integer.")
-    _require(isinstance(train.diagnostics_every, int) and train.diagnostics_every >= 0,
+        _require(_is_integer(train[key], 1), f"train.{key}={train[key]} must be a positive integer.")
+    _require(_is_integer(train.diagnostics_every, 0),
              f"train.diagnostics_every={train.diagnostics_every} must be 0 (off) or a positive integer.")
     check_metrics(cfg)
-    _require(isinstance(train.checkpoint_every, int) and train.checkpoint_every >= 0,
+    _require(_is_integer(train.checkpoint_every, 0),
              f"train.checkpoint_every={train.checkpoint_every} must be 0 (final checkpoint only) "
              f"or a positive integer.")
-    _require(isinstance(optim.n_dis, int) and optim.n_dis >= 1,
+    _require(_is_integer(optim.n_dis, 1),
              f"optim.n_dis={optim.n_dis} must be an integer >= 1 (discriminator updates per generator update).")
     boost = optim.get("n_dis_boost")
     if boost is not None:
         for key in ("n_dis", "first", "every"):
-            _require(isinstance(boost.get(key), int) and boost[key] >= 1,
+            _require(_is_integer(boost.get(key), 1),
                      f"optim.n_dis_boost.{key}={boost.get(key)} must be an integer >= 1.")
     for key in ("lr_g", "lr_d"):
-        _require(optim[key] > 0, f"optim.{key}={optim[key]} must be positive.")
+        _require(isinstance(optim[key], int | float) and not isinstance(optim[key], bool) and optim[key] > 0,
+                 f"optim.{key}={optim[key]} must be positive.")
     _require(optim.lr_decay in LR_DECAYS, f"optim.lr_decay={optim.lr_decay!r} is not one of {', '.join(LR_DECAYS)}.")
     _require(arch.latent_distribution in LATENT_DISTRIBUTIONS,
              f"arch.latent_distribution={arch.latent_distribution!r} is not one of {', '.join(LATENT_DISTRIBUTIONS)}.")

@@ -22,6 +22,7 @@ from .errors import CheckpointError, ConfigError, SnganReproError
 from .metrics import MetricSetup, instantiate_metrics
 from .metrics.base import check_heldout
 from .module import GAN
+from .overrides import run_command
 
 PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torch-fidelity", "hydra-core", "numpy",
             "scipy", "sngan-repro")
@@ -103,4 +104,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main, "evaluate")

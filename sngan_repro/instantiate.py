@@ -14,4 +14,5 @@ def instantiate_checked(node, **kwargs):
         cause = error.__cause__
         if isinstance(cause, SnganReproError):
             raise cause from None
-        raise ConfigError(f"Could not build {node.get('_target_')!r} from the config: {cause or error}") from error
+        reason = " ".join(str(cause or error).split())  # Hydra's messages span lines
+        raise ConfigError(f"Could not build {node.get('_target_')!r} from the config: {reason}") from error

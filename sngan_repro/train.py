@@ -24,6 +24,7 @@ from .errors import ConfigError, SnganReproError
 from .instantiate import instantiate_checked
 from .module import GAN
 from .nn import initialize_from_data_
+from .overrides import run_command
 from .precision import precision_arguments
 
 
@@ -118,4 +119,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main, CONFIG_NAME)
