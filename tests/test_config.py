@@ -220,18 +220,10 @@ def test_help_lists_groups_and_options():
         assert f"{group}: {', '.join(sorted(group_options(group)))}" in out, group
 
 
-@pytest.mark.slow
-def test_cfg_job_prints_composed_config():
-    result = _cli("experiment=quickstart", "--cfg", "job")
-    assert result.returncode == 0
-    assert "DigitsDataModule" in result.stdout and "steps: 1500" in result.stdout
-
-
 # (command line, what the sentence must name): Hydra's refusals, and a sweep refused before any run
 INVALID_COMMAND_LINES = [
-    (["norm=nosuchnorm"], "norm='nosuchnorm' is not an option of norm; choose one of bn, clip, gp"),
     (["train.bogus=1"], "train.bogus is not a setting of train; it has batch_size"),
-    (["-m", "norm=sn,nosuchnorm"], "norm='nosuchnorm' is not an option of norm")]
+    (["-m", "norm=sn,nosuchnorm"], "norm='nosuchnorm' is not an option of norm; choose one of bn, clip, gp")]
 
 
 @pytest.mark.slow
@@ -269,12 +261,12 @@ def _fuzzed_overrides(seed: int = 0) -> list[list[str]]:
     def word() -> str:
         return "zz" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz_") for _ in range(rng.randint(2, 9)))
 
-    cases = [[f"{group}={word()}"] for group in GROUPS for _ in range(12)]
+    cases = [[f"{group}={word()}"] for group in GROUPS for _ in range(13)]
     cases += [[f"{node}.{word()}={rng.randint(0, 9)}"] for node in ("train", "optim", "arch", "paths", "metrics",
                                                                     "norm", "loss", "dataset", "trainer")
-              for _ in range(4)]
+              for _ in range(3)]
     cases += [[f"+{node}{word()}=1"] for node in ("", "train.", "optim.", "arch.", "paths.", "metrics.")
-              for _ in range(5)]
+              for _ in range(3)]
     cases += [[text] for text in ("train.steps=[1", "foo", "=3", "train.steps=1)", "norm=sn,san", "train.steps={",
                                   "train.steps=']", "~norm.zzfoo", "+train.steps=3", "+experiment=quickstart",
                                   "train.steps=${zznothing}", "~train")]
@@ -282,13 +274,16 @@ def _fuzzed_overrides(seed: int = 0) -> list[list[str]]:
               "train.sample_every": 1, "train.num_samples": 1, "train.diagnostics_every": 0,
               "train.checkpoint_every": 0, "optim.n_dis": 1, "seed": 0}
     for key, least in counts.items():
-        cases += [[f"{key}={value}"] for value in (least - 1, 1.5, "abc", "true", "[1,2]", "'3'")]
+        cases += [[f"{key}={value}"] for value in (least - 1, 1.5, "abc", "true", "'3'")]
     for key in ("optim.lr_g", "optim.lr_d"):
         cases += [[f"{key}={value}"] for value in (0, -1e-4, "abc", "null", "true", "[1e-4]")]
     cases += [[f"{key}={word()}"] for key in ("optim.lr_decay", "arch.latent_distribution") for _ in range(5)]
     cases += [[f"arch.output_range={value}"] for value in ("[1,-1]", "[0,0]", "[0]", "[-1,0,1]")]
     cases += [["dataset.image_size=" + str(size)] for size in (31, 30, 12, 0)]
     cases += [["ckpt_path=" + word() + ".ckpt"] for _ in range(5)]
+    cases += [["arch=xiang_dcgan", "arch.variant=wn", "norm=clip"],  # combinations no architecture serves
+              ["arch=xiang_dcgan", "arch.variant=wn", "norm=san", "norm.mode=projection"],
+              ["arch=iwgan", "norm=bn"], ["arch=iwgan", "norm=ln"], ["gen_norm=san"], ["gen_norm=gp"]]
     return cases
 
 
@@ -303,6 +298,6 @@ def test_hundreds_of_invalid_overrides_are_refused_in_one_sentence_each():
             validate(cfg)
             build_models(cfg)
         message = str(refusal.value)
-        key = overrides[0].lstrip("+~").split("=")[0].split(".")[-1] or overrides[0]
+        named = [text.lstrip("+~").split("=")[0].split(".")[-1] or text for text in overrides]
         assert "\n" not in message and message.endswith("."), (overrides, message)
-        assert key in message, (overrides, message)
+        assert any(name in message for name in named), (overrides, message)
