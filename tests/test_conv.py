@@ -8,7 +8,7 @@ from torch import nn
 
 from sngan_repro.models.common import SameConv2d
 from sngan_repro.nn import Conv2d, padded_conv2d
-from sngan_repro.nn.conv import _spectral_circular_conv2d
+from sngan_repro.nn.conv import _spectral_bases, _spectral_circular_conv2d
 
 # (size, kernel, stride, dilation, groups, (left, right, top, bottom)); all periodic unless marked
 GEOMETRIES = [
@@ -97,6 +97,21 @@ def test_wide_layers_on_small_maps_take_the_spectral_path_in_float32_and_bfloat1
         low = conv(x)
     assert low.dtype == torch.bfloat16
     torch.testing.assert_close(low.double(), expected, rtol=5e-2, atol=2e-2 * expected.abs().max().item())
+
+
+def test_a_spectral_layer_first_run_under_inference_mode_still_trains():
+    """Its DFT matrices are cached per geometry: built under inference mode (an evaluation), they must still be
+    usable by autograd afterwards."""
+    conv = Conv2d(256, 256, 3, 1, padding=1, padding_mode="circular")
+    x = torch.randn(2, 256, 4, 4, requires_grad=True)
+    _spectral_bases.cache_clear()
+    with torch.inference_mode():
+        evaluated = conv(torch.randn(2, 256, 4, 4))
+    assert "Periodic" not in type(conv(x).grad_fn).__name__
+    conv(x).square().sum().backward()
+    expected = _reference(x, conv.weight, conv.bias, (1, 1, 1, 1), 1, 1, 1)
+    assert torch.isfinite(evaluated).all() and x.grad is not None
+    torch.testing.assert_close(torch.autograd.grad(expected.square().sum(), x)[0], x.grad, rtol=1e-4, atol=1e-4)
 
 
 def test_only_the_gradients_asked_for_are_computed():

@@ -78,6 +78,7 @@ class _PeriodicCircularConv2d(torch.autograd.Function):
 
 
 @functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)  # a first call under inference mode (evaluation) must not cache tensors training rejects
 def _spectral_bases(size: tuple[int, int], kernel: tuple[int, int], stride: int, before: tuple[int, int],
                     device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
     """Real and imaginary parts of the three DFT matrices of ``_spectral_circular_conv2d`` for one geometry.
