@@ -1,5 +1,6 @@
 """Composing and validating configurations outside and inside the command line."""
 
+import functools
 import zipfile
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def compose(overrides=(), config_name: str = CONFIG_NAME) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as error:
-        raise composition_error(error, overrides, config_name) from None
+        raise composition_error(error, overrides, functools.partial(settings_of, config_name=config_name)) from None
     hydra_node = cfg.hydra
     with open_dict(hydra_node):
         hydra_node.runtime.output_dir = str(Path(hydra_node.run.dir).resolve())
@@ -44,7 +45,19 @@ def compose(overrides=(), config_name: str = CONFIG_NAME) -> DictConfig:
     try:
         return resolve(cfg)
     except OmegaConfBaseException as error:
-        raise composition_error(error, overrides, config_name) from None
+        raise composition_error(error, overrides, functools.partial(settings_of, config_name=config_name)) from None
+
+
+@functools.lru_cache(maxsize=32)
+def settings_of(node: str, overrides: tuple[str, ...], config_name: str = CONFIG_NAME) -> str:
+    """The settings under ``node`` ("" for the top level) of the config ``overrides`` compose, comma-separated
+    (empty if they do not compose): what a misspelled key could have meant."""
+    try:
+        config = compose(overrides, config_name=config_name)
+    except (HydraException, OmegaConfBaseException, ConfigError):
+        return ""
+    found = OmegaConf.select(config, node) if node else config
+    return ", ".join(sorted(str(key) for key in found.keys())) if isinstance(found, DictConfig) else ""
 
 
 def resolve(cfg: DictConfig) -> DictConfig:

@@ -5,6 +5,7 @@ configs and the library versions. The metrics preset decides what is computed: e
 of ``metrics.measures`` (their ``every`` is ignored), as during training.
 """
 
+import functools
 import json
 import platform
 import sys
@@ -16,7 +17,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .config import CONFIG_DIR, check_checkpoint, resolve, with_data_dir
+from .config import CONFIG_DIR, check_checkpoint, resolve, settings_of, with_data_dir
 from .data import build_datamodule
 from .errors import CheckpointError, ConfigError, SnganReproError
 from .metrics import MetricSetup, instantiate_metrics
@@ -104,4 +105,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    run_command(main, "evaluate")
+    run_command(main, functools.partial(settings_of, config_name="evaluate"))

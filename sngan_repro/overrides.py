@@ -1,7 +1,6 @@
 """Hydra's own refusals of a command line (an unknown option or key, an override it cannot parse) worded as one
 sentence that names the override and what is accepted, for ``compose`` and for the commands alike."""
 
-import functools
 import os
 import sys
 import traceback
@@ -9,7 +8,6 @@ from collections.abc import Callable, Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from .errors import ConfigError
@@ -41,20 +39,10 @@ def check_syntax(overrides: Sequence[str], sweeps_allowed: bool = False) -> None
                               f"(key='a,b') to mean the text itself.")
 
 
-@functools.lru_cache(maxsize=32)
-def _settings_of(parent: str, others: tuple[str, ...], config_name: str) -> str:
-    """The settings under ``parent`` in the config the other overrides compose (empty if they do not)."""
-    from .config import compose  # (config words its errors with this module)
-    try:
-        config = compose(others, config_name=config_name)
-    except (HydraException, OmegaConfBaseException, ConfigError):
-        return ""
-    node = OmegaConf.select(config, parent) if parent else config
-    return ", ".join(sorted(str(key) for key in node.keys())) if isinstance(node, DictConfig) else ""
-
-
-def composition_error(error: Exception, overrides: Sequence[str], config_name: str) -> ConfigError:
-    """One sentence for a Hydra or OmegaConf error raised while composing ``config_name`` with ``overrides``."""
+def composition_error(error: Exception, overrides: Sequence[str], settings_of: Callable[[str, tuple[str, ...]], str]
+                      ) -> ConfigError:
+    """One sentence for a Hydra or OmegaConf error raised while composing ``overrides``; ``settings_of(node,
+    other_overrides)`` lists the settings a misspelled key's node has (``config.settings_of``)."""
     if isinstance(error, OverrideParseException):
         return ConfigError(f"An override is not Hydra's syntax ({_first_line(error)}); write key=value, group=option, "
                            f"+key=value or ~key.")
@@ -65,7 +53,7 @@ def composition_error(error: Exception, overrides: Sequence[str], config_name: s
     full_key = getattr(error.__cause__, "full_key", None)
     if isinstance(error, ConfigCompositionException) and full_key:
         parent = full_key.rpartition(".")[0]
-        known = _settings_of(parent, tuple(text for text in overrides if full_key not in text), config_name)
+        known = settings_of(parent, tuple(text for text in overrides if full_key not in text))
         where = f"of {parent}" if parent else "at the top level"
         return ConfigError(f"{full_key} is not a setting {where}" + (f"; it has {known}." if known else "."))
     message = _first_line(error)
@@ -97,9 +85,10 @@ def overrides_of(argv: Sequence[str]) -> list[str]:
     return overrides
 
 
-def run_command(main: Callable[[], None], config_name: str) -> None:
+def run_command(main: Callable[[], None], settings_of: Callable[[str, tuple[str, ...]], str]) -> None:
     """Run a ``hydra.main`` function; an error Hydra raises while composing the command line's configs (before
-    any run starts) is printed as one sentence, exit code 2, no traceback."""
+    any run starts) is printed as one sentence (``settings_of`` as in ``composition_error``), exit code 2, no
+    traceback."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors instead of printing them itself
     try:
         main()
@@ -110,7 +99,7 @@ def run_command(main: Callable[[], None], config_name: str) -> None:
         overrides = overrides_of(sys.argv[1:])
         try:
             check_syntax(overrides, sweeps_allowed=True)
-            sentence = composition_error(error, overrides, config_name)
+            sentence = composition_error(error, overrides, settings_of)
         except ConfigError as syntax_error:
             sentence = syntax_error
         print(f"error: {sentence}", file=sys.stderr)

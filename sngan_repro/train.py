@@ -5,6 +5,7 @@ Thin: validate the composed config, then datamodule + models + module + callback
 """
 
 import contextlib
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
 
 from .callbacks import Preemption
 from .checkpointing import AtomicCheckpointIO
-from .config import CONFIG_DIR, CONFIG_NAME, check_batch_split, check_checkpoint, resolve, validate
+from .config import CONFIG_DIR, CONFIG_NAME, check_batch_split, check_checkpoint, resolve, settings_of, validate
 from .data import build_datamodule
 from .errors import ConfigError, SnganReproError
 from .instantiate import instantiate_checked
@@ -119,4 +120,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    run_command(main, CONFIG_NAME)
+    run_command(main, functools.partial(settings_of, config_name=CONFIG_NAME))
