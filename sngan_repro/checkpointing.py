@@ -17,6 +17,12 @@ from lightning_fabric.utilities.cloud_io import get_filesystem
 from .errors import DiskFullError
 
 
+def newest_checkpoint(*directories) -> Path | None:
+    """The most recently written ``*.ckpt`` file in ``directories`` (staging files are not ``*.ckpt``)."""
+    found = [path for directory in directories for path in Path(directory).glob("*.ckpt") if path.is_file()]
+    return max(found, key=lambda path: path.stat().st_mtime, default=None)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` whose ``save_checkpoint`` writes ``.<name>.<pid>.tmp`` beside a local file, then renames
     it; remote paths (s3://, ...) keep Lightning's writer."""
@@ -37,7 +43,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except OSError as error:
             if error.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            newest = max(path.parent.glob("*.ckpt"), key=lambda kept: kept.stat().st_mtime, default=None)
+            newest = newest_checkpoint(path.parent)
             advice = f"the earlier ones stay; free space and resume with ckpt_path={newest}" if newest else \
                 "free space and run again"
             raise DiskFullError(f"The disk filled up while writing the checkpoint {path}: {advice}.") from error

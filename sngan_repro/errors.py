@@ -22,7 +22,7 @@ class DiskFullError(SnganReproError):
 
 
 class TrainingDivergedError(SnganReproError):
-    """A loss became NaN or infinite; the checkpoints written before stay on disk."""
+    """A loss or a weight became NaN or infinite; the last good checkpoint stays on disk."""
 
 
 class MetricsUnavailableError(SnganReproError):

@@ -14,14 +14,17 @@ computes on the global batch, whatever the number of ranks.
 """
 
 import hashlib
+import itertools
 import math
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LambdaLR
 
+from .checkpointing import newest_checkpoint
 from .errors import CheckpointError, TrainingDivergedError
 from .instantiate import instantiate_checked
 from .losses import GANLoss
@@ -109,6 +112,9 @@ class GAN(pl.LightningModule):
         self._pending_gaps: list[tuple[int, torch.Tensor]] = []
         # wall seconds and count of the critic updates timed before the next logged generator update
         self._critic_timing = [0.0, 0]
+        # the generator step of the last checkpoint this process wrote, and of the one it resumed from
+        self._saved_at: int | None = None
+        self._resumed_at: int | None = None
 
     @property
     def world_size(self) -> int:
@@ -282,7 +288,9 @@ class GAN(pl.LightningModule):
 
     def _log_scalars(self, outputs: dict) -> None:
         opt_g, opt_d = self.optimizers()
-        means = self._mean_over_ranks(torch.stack([value.mean() for value in outputs.values()]))
+        means = [value.mean() for value in outputs.values()]
+        # with them, whether a weight of either network is NaN or infinite on some rank: one transfer for both
+        means = self._mean_over_ranks(torch.stack([*means, self._non_finite_weights().to(means[0].dtype)]))
         scalars = dict(zip(outputs, means))  # losses and critic outputs of the global batch, logged once by rank 0
         scalars["lr/g"] = opt_g.param_groups[0]["lr"]
         scalars["lr/d"] = opt_d.param_groups[0]["lr"]
@@ -300,12 +308,12 @@ class GAN(pl.LightningModule):
         for logger in self.loggers:
             logger.log_metrics(self.last_metrics, step=self.g_step)
         self._flush_gaps()
-        diverged = [name for name in ("loss/d", "loss/g") if not math.isfinite(self.last_metrics[name])]
-        if diverged:  # checked on logging steps only: the values are on the host there anyway
-            raise TrainingDivergedError(
-                f"Training diverged: {diverged[0]} is {self.last_metrics[diverged[0]]} at generator step "
-                f"{self.g_step}; the checkpoints written before it are in {self.trainer.default_root_dir}/checkpoints."
-            )
+        # checked on logging steps (the values are on the host there anyway) and before every checkpoint
+        diverged = [f"{name} is {self.last_metrics[name]}" for name in ("loss/d", "loss/g")
+                    if not math.isfinite(self.last_metrics[name])]
+        if diverged or means[-1] > 0:
+            quantity = diverged[0] if diverged else self._non_finite_weight()
+            raise TrainingDivergedError(self._divergence_message(quantity))
 
     def _flush_gaps(self) -> None:
         """Log ``d_out/real_minus_fake`` of every generator step since the last flush (one host transfer): with
@@ -318,11 +326,51 @@ class GAN(pl.LightningModule):
                 logger.log_metrics({"d_out/real_minus_fake": value}, step=g_step)
         self._pending_gaps.clear()
 
+    # -- divergence --------------------------------------------------------------------------
+    def _weights(self):
+        """(name, tensor) of every floating-point parameter and buffer of both networks (e.g. SN's u, BN's running
+        variance, which only the generator's eval-mode samples use)."""
+        for network in ("generator", "discriminator"):
+            module = getattr(self, network)
+            for name, tensor in itertools.chain(module.named_parameters(), module.named_buffers()):
+                if tensor.is_floating_point():
+                    yield f"{network} weight {name}", tensor
+
+    def _non_finite_weights(self) -> torch.Tensor:
+        """1.0 if a weight of either network holds a NaN or an infinity, else 0.0: on the device, no host sync."""
+        return (~torch.stack([tensor.isfinite().all() for _, tensor in self._weights()]).all()).float()
+
+    def _non_finite_weight(self) -> str:
+        """Which weight is not finite, and its first such value (on the error path only)."""
+        for name, tensor in self._weights():
+            values = tensor.detach()[~tensor.detach().isfinite()]
+            if values.numel():
+                return f"{name} holds {values[0].item()}"
+        return "a weight on another process is not finite"
+
+    def _divergence_message(self, quantity: str) -> str:
+        # the newest checkpoint this run wrote (usually last.ckpt), else the one it resumed from, if any
+        folders = [callback.dirpath for callback in self.trainer.checkpoint_callbacks if callback.dirpath]
+        good = newest_checkpoint(*folders) if self._saved_at is not None else None
+        step = self._saved_at
+        if good is None:
+            good, step = (Path(self.cfg.ckpt_path), self._resumed_at) if self.cfg.ckpt_path else (None, None)
+        if good is None:
+            kept = f"no checkpoint was written before it (train.checkpoint_every={self.cfg.train.checkpoint_every})"
+        else:
+            kept = (f"the last good checkpoint, {good} (generator step {step}), is kept: resume from it with "
+                    f"ckpt_path={good} once the setting that diverged is changed")
+        return f"Training diverged at generator step {self.g_step}: {quantity}; {kept}."
+
     # -- checkpoint --------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # a checkpoint with a NaN weight is never written: it would replace last.ckpt, the last good state
+        if self._mean_over_ranks(self._non_finite_weights()) > 0:
+            raise TrainingDivergedError(self._divergence_message(self._non_finite_weight()))
         self._flush_gaps()  # a run resumed from here logs from the next step on
         checkpoint["gan_counters"] = {"g_step": self.g_step, "d_step": self.d_step,
                                       "d_steps_since_g": self.d_steps_since_g}
+        self._saved_at = self.g_step
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         counters = checkpoint.get("gan_counters")
@@ -331,3 +379,4 @@ class GAN(pl.LightningModule):
                                   "it was not written by sngan_repro.train.")
         self.g_step, self.d_step = counters["g_step"], counters["d_step"]
         self.d_steps_since_g = counters["d_steps_since_g"]
+        self._resumed_at = self.g_step

@@ -9,7 +9,7 @@ from conftest import tiny_run_overrides
 from sngan_repro import compose
 from sngan_repro.checkpointing import AtomicCheckpointIO
 from sngan_repro.config import check_checkpoint
-from sngan_repro.errors import DiskFullError
+from sngan_repro.errors import DiskFullError, TrainingDivergedError
 from sngan_repro.train import run
 
 
@@ -53,3 +53,66 @@ def test_a_run_whose_checkpoint_write_fails_keeps_the_last_good_one(tmp_path, mo
     assert not list((tmp_path / "checkpoints").glob(".*.tmp"))
     monkeypatch.undo()
     assert run(cfg).g_step == 6  # the same command continues from update 2
+
+
+def _step_of(checkpoint) -> int:
+    return torch.load(checkpoint, weights_only=True)["gan_counters"]["g_step"]
+
+
+def _all_finite(checkpoint) -> bool:
+    state = torch.load(checkpoint, weights_only=True)["state_dict"]
+    return all(value.isfinite().all() for value in state.values() if value.is_floating_point())
+
+
+def test_a_diverging_loss_stops_the_run_naming_the_step_and_the_last_good_checkpoint(tmp_path, monkeypatch):
+    """The critic's loss is NaN from its 13th update on; the logging step 15 stops the run (within one interval),
+    and the checkpoint of update 10 is named, kept as last.ckpt, and resumable."""
+    from sngan_repro.losses import HingeLoss
+
+    original, calls = HingeLoss.discriminator, iter(range(1, 10**6))
+
+    def nan_from_the_13th_update(self, d_real, d_fake):
+        loss = original(self, d_real, d_fake)
+        return loss * float("nan") if next(calls) >= 13 else loss
+
+    monkeypatch.setattr(HingeLoss, "discriminator", nan_from_the_13th_update)
+    good = tmp_path / "checkpoints" / "last.ckpt"
+    with pytest.raises(TrainingDivergedError, match=rf"^Training diverged at generator step 15: loss/d is nan; the "
+                                                    rf"last good checkpoint, {good} \(generator step 10\), is kept: "
+                                                    rf"resume from it with ckpt_path={good} once the setting that "
+                                                    rf"diverged is changed\.$"):
+        run(compose(tiny_run_overrides(tmp_path, 20, "logger=none")))
+    assert _step_of(check_checkpoint(good)) == 10 and _all_finite(good)
+    assert _step_of(tmp_path / "checkpoints" / "g_step=0000010.ckpt") == 10
+
+
+@pytest.mark.parametrize(("log_every", "checkpoint_every", "found_at", "good_step"), [
+    (3, 4, 6, 4),    # found at the logging step 6: the checkpoint of step 4 is the last
+    (10, 3, 6, 3),   # found when the checkpoint of step 6 was to be written: it is not, step 3's stays
+], ids=["at-a-logging-step", "at-a-checkpoint"])
+def test_a_non_finite_weight_stops_the_run_even_with_finite_losses(tmp_path, monkeypatch, log_every,
+                                                                     checkpoint_every, found_at, good_step):
+    """The generator's BN running variance becomes infinite in update 5. Training mode normalizes by batch
+    statistics, so the losses stay finite (only eval-mode samples would show it); the weight check stops the run at
+    the next logging step or checkpoint, whichever comes first, and no checkpoint holding it is written."""
+    from sngan_repro.module import GAN
+
+    original = GAN._generator_update
+
+    def poison_in_update_5(self, opt):
+        outputs = original(self, opt)
+        if self.g_step == 4:  # counted after this update returns
+            norm = next(m for m in self.generator.modules() if isinstance(m, torch.nn.BatchNorm2d))
+            norm.running_var[0] = float("inf")
+        return outputs
+
+    monkeypatch.setattr(GAN, "_generator_update", poison_in_update_5)
+    good = tmp_path / "checkpoints" / "last.ckpt"
+    overrides = ("logger=none", f"train.log_every={log_every}", f"train.checkpoint_every={checkpoint_every}")
+    with pytest.raises(TrainingDivergedError) as raised:
+        run(compose(tiny_run_overrides(tmp_path, 20, *overrides)))
+    assert str(raised.value).startswith(f"Training diverged at generator step {found_at}: generator weight ")
+    assert f"running_var holds inf; the last good checkpoint, {good} (generator step {good_step}), is kept" \
+        in str(raised.value)
+    assert _step_of(check_checkpoint(good)) == good_step and _all_finite(good)
+    assert [path.name for path in (tmp_path / "checkpoints").glob("g_step=*")] == [f"g_step={good_step:07d}.ckpt"]
