@@ -192,3 +192,38 @@ def check_checkpoint(path) -> Path:
         raise CheckpointError(f"ckpt_path={str(path)!r} was not written by sngan_repro.train (it has no generator "
                               f"and critic step counters); give a checkpoint of a run.")
     return path
+
+
+def _network_settings(cfg: dict) -> dict:
+    """The settings of a (plain-container) run config that decide its networks' weights, flattened: the dataset,
+    architecture and normalization choices, every ``arch`` setting, the image size and the sample-grid size."""
+    def leaves(node, prefix: str) -> dict:
+        if not isinstance(node, dict):
+            return {prefix: node}
+        return {key: value for name, child in node.items() for key, value in leaves(child, f"{prefix}.{name}").items()}
+
+    choices = cfg.get("choices", {})
+    return {**{group: choices.get(group) for group in ("dataset", "arch", "norm", "gen_norm")},
+            **leaves(cfg.get("arch", {}), "arch"), "dataset.image_size": cfg.get("dataset", {}).get("image_size"),
+            "train.num_samples": cfg.get("train", {}).get("num_samples")}
+
+
+def check_networks_match(path, module: torch.nn.Module) -> None:
+    """Refuse, before training, a checkpoint whose networks are not those ``module`` builds (other names or shapes of
+    weights: another architecture, normalization, width or image size), naming the file, the first differing weight
+    and the settings of its run that differ from this run's."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    theirs = {name: list(value.shape) for name, value in checkpoint.get("state_dict", {}).items()}
+    ours = {name: list(value.shape) for name, value in module.state_dict().items()}
+    differing = [name for name in sorted(ours.keys() | theirs.keys()) if ours.get(name) != theirs.get(name)]
+    if not differing:
+        return
+    name = differing[0]
+    there, here = (f"of shape {shapes[name]}" if name in shapes else "absent" for shapes in (theirs, ours))
+    written = _network_settings(checkpoint.get("hyper_parameters", {}).get("cfg", {}))
+    current = _network_settings(OmegaConf.to_container(module.cfg, resolve=True))
+    changed = [f"{key}={written[key]} there, {current.get(key)} here" for key in written
+               if written[key] != current.get(key)]
+    raise CheckpointError(f"ckpt_path={str(path)!r} holds other networks than this run builds ({name} is {there} "
+                          f"there and {here} here{''.join('; ' + change for change in changed[:3])}); resume with "
+                          f"the settings it was written with, or start a new run without ckpt_path.")

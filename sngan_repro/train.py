@@ -19,7 +19,16 @@ from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
 
 from .callbacks import Preemption
 from .checkpointing import AtomicCheckpointIO
-from .config import CONFIG_DIR, CONFIG_NAME, check_batch_split, check_checkpoint, resolve, settings_of, validate
+from .config import (
+    CONFIG_DIR,
+    CONFIG_NAME,
+    check_batch_split,
+    check_checkpoint,
+    check_networks_match,
+    resolve,
+    settings_of,
+    validate,
+)
 from .data import build_datamodule
 from .errors import ConfigError, SnganReproError
 from .instantiate import instantiate_checked
@@ -93,6 +102,8 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
         (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)  # every rank initializes alike (DDP checks it too)
     module = GAN(cfg)  # cheap, and refuses sizes or options the architecture cannot serve
+    if cfg.ckpt_path:
+        check_networks_match(cfg.ckpt_path, module)
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # a missing dataset stops the run here, before any training
     if not cfg.ckpt_path:  # a resumed run gets these layers' values back from its checkpoint

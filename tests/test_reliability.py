@@ -116,3 +116,25 @@ def test_a_non_finite_weight_stops_the_run_even_with_finite_losses(tmp_path, mon
         in str(raised.value)
     assert _step_of(check_checkpoint(good)) == good_step and _all_finite(good)
     assert [path.name for path in (tmp_path / "checkpoints").glob("g_step=*")] == [f"g_step={good_step:07d}.ckpt"]
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ("arch.width=0.25", "arch.width=0.125 there, 0.25 here"),
+    ("norm=san", "norm=sn there, san here"),
+    ("dataset.image_size=24", "dataset.image_size=16 there, 24 here"),
+])
+def test_a_checkpoint_of_other_networks_is_refused_before_training(tmp_path, monkeypatch, change, named):
+    """Resuming with another width, normalization or image size than the checkpoint's run: one sentence naming the
+    file, the first weight that differs and the settings that differ, before any update (none is made)."""
+    from sngan_repro.errors import CheckpointError
+    from sngan_repro.module import GAN
+
+    run(compose(tiny_run_overrides(tmp_path / "first", 2, "logger=none")))
+    checkpoint = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    monkeypatch.setattr(GAN, "training_step", lambda *args: pytest.fail("trained"))
+    shape = r"(of shape \[[0-9, ]*\]|absent)"
+    with pytest.raises(CheckpointError, match=rf"^ckpt_path='{checkpoint}' holds other networks than this run builds "
+                                              rf"\(\S+ is {shape} there and {shape} here; (.+; )?{named}(; .+)?\); "
+                                              rf"resume with the settings it was written with, or start a new run "
+                                              rf"without ckpt_path\.$"):
+        run(compose(tiny_run_overrides(tmp_path / "second", 4, "logger=none", change, f"ckpt_path={checkpoint}")))
