@@ -1,6 +1,8 @@
 """Composing and validating configurations outside and inside the command line."""
 
+import contextvars
 import functools
+import itertools
 import zipfile
 from pathlib import Path
 
@@ -37,8 +39,12 @@ def compose(overrides=(), config_name: str = CONFIG_NAME) -> DictConfig:
     except (HydraException, OmegaConfBaseException) as error:
         raise composition_error(error, overrides, functools.partial(settings_of, config_name=config_name)) from None
     hydra_node = cfg.hydra
-    with open_dict(hydra_node):
-        hydra_node.runtime.output_dir = str(Path(hydra_node.run.dir).resolve())
+    naming_only = _CREATE_FRESH_DIRECTORIES.set(False)  # composing creates no directory
+    try:
+        with open_dict(hydra_node):
+            hydra_node.runtime.output_dir = str(Path(hydra_node.run.dir).resolve())
+    finally:
+        _CREATE_FRESH_DIRECTORIES.reset(naming_only)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
@@ -71,6 +77,28 @@ def _project_choices(choices) -> DictConfig:
     return OmegaConf.create({group: option for group, option in choices.items() if not group.startswith("hydra/")})
 
 
+_CREATE_FRESH_DIRECTORIES = contextvars.ContextVar("create_fresh_directories", default=True)
+
+
+def _fresh_directory(path: str) -> str:
+    """``path``, else ``path_1``, ``path_2``, ...: the first that does not exist yet, created here (``mkdir`` is
+    atomic), so that two runs or sweeps started in the same second, even on machines sharing the disk, never write
+    into one directory. Hydra resolves its run and sweep directory once per command (cached, and handed on to the
+    sweep's jobs and to Lightning's DDP processes); ``compose`` only names the directory."""
+    for candidate in map(Path, itertools.chain([path], (f"{path}_{n}" for n in itertools.count(1)))):
+        if not _CREATE_FRESH_DIRECTORIES.get():
+            if not candidate.exists():
+                return str(candidate)
+            continue
+        candidate.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return str(candidate)
+
+
+OmegaConf.register_new_resolver("fresh_directory", _fresh_directory, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("project_choices", _project_choices, replace=True)
 OmegaConf.register_new_resolver("multiply", lambda a, b: a * b, replace=True)  # e.g. TTUR: lr_d = 4 lr_g
 OmegaConf.register_new_resolver("abspath", lambda path: str(Path(path).expanduser().resolve()), replace=True)

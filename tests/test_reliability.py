@@ -1,6 +1,10 @@
 """Reliability: what a crash, a kill or a full disk while writing leaves behind."""
 
+import datetime
 import errno
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -138,3 +142,38 @@ def test_a_checkpoint_of_other_networks_is_refused_before_training(tmp_path, mon
                                               rf"resume with the settings it was written with, or start a new run "
                                               rf"without ckpt_path\.$"):
         run(compose(tiny_run_overrides(tmp_path / "second", 4, "logger=none", change, f"ckpt_path={checkpoint}")))
+
+
+def _occupy_the_next_seconds(folder: Path, seconds: int) -> None:
+    """Folders named as runs and sweeps started in each of the next ``seconds`` would be, each holding a file: as if
+    other jobs had just started then."""
+    started = datetime.datetime.now()
+    for second in range(seconds):
+        moment = started + datetime.timedelta(seconds=second)
+        for kind in ("outputs", "multirun"):
+            earlier = folder / kind / f"{moment:%Y-%m-%d}" / f"{moment:%H-%M-%S}"
+            earlier.mkdir(parents=True)
+            (earlier / "earlier.txt").write_text("an earlier job's file")
+
+
+def test_compose_names_a_fresh_run_directory_without_creating_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _occupy_the_next_seconds(tmp_path, 30)
+    named = Path(compose(["experiment=quickstart"]).paths.output_dir)
+    assert named.name.endswith("_1") and named.parent.parent == tmp_path / "outputs" and not named.exists()
+
+
+@pytest.mark.slow
+def test_runs_and_sweeps_started_in_the_same_second_get_their_own_directories(tmp_path):
+    """With the folders of the next 90 seconds' runs and sweeps taken, a run and a sweep each take <time>_1, and the
+    earlier folders get nothing."""
+    _occupy_the_next_seconds(tmp_path, 90)
+    for arguments in (["train.steps=0"], ["-m", "train.steps=0,-1"]):  # each job stops at once with error.txt
+        subprocess.run([sys.executable, "-m", "sngan_repro.train", *arguments, "experiment=quickstart"], cwd=tmp_path,
+                       capture_output=True, timeout=120)
+    for kind, files in (("outputs", {"error.txt"}), ("multirun", {"0", "1", "multirun.yaml"})):
+        folders = {folder.name: {path.name for path in folder.iterdir()} - {".hydra", "train.log"}
+                   for folder in (tmp_path / kind).glob("*/*")}
+        fresh = [name for name in folders if name.endswith("_1")]
+        assert len(fresh) == 1 and folders.pop(fresh[0]) == files, (kind, folders)
+        assert all(contents == {"earlier.txt"} for contents in folders.values())
