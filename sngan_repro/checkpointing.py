@@ -16,11 +16,31 @@ from lightning_fabric.utilities.cloud_io import get_filesystem
 
 from .errors import DiskFullError
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
 
 def newest_checkpoint(*directories) -> Path | None:
     """The most recently written ``*.ckpt`` file in ``directories`` (staging files are not ``*.ckpt``)."""
     found = [path for directory in directories for path in Path(directory).glob("*.ckpt") if path.is_file()]
     return max(found, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def disk_full_cause(error: BaseException | None) -> OSError | None:
+    """The full-disk ``OSError`` that ``error`` is or was raised from (Lightning's TensorBoard logger wraps its
+    writer's errors in a ValueError), if any."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in DISK_FULL:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def disk_full_error(what: str, *checkpoint_directories) -> DiskFullError:
+    """The sentence for a disk that filled up while writing ``what``, naming the checkpoint to resume from."""
+    newest = newest_checkpoint(*checkpoint_directories)
+    advice = (f"the checkpoints written before stay; free space and resume with ckpt_path={newest}" if newest else
+              "free space and run again")
+    return DiskFullError(f"The disk filled up while writing {what}: {advice}.")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -41,11 +61,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 os.fsync(file.fileno())
             os.replace(staging, path)
         except OSError as error:
-            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            if disk_full_cause(error) is None:
                 raise
-            newest = newest_checkpoint(path.parent)
-            advice = f"the earlier ones stay; free space and resume with ckpt_path={newest}" if newest else \
-                "free space and run again"
-            raise DiskFullError(f"The disk filled up while writing the checkpoint {path}: {advice}.") from error
+            raise disk_full_error(f"the checkpoint {path}", path.parent) from error
         finally:
             staging.unlink(missing_ok=True)  # only left when writing failed

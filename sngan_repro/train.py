@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
 
 from .callbacks import Preemption
-from .checkpointing import AtomicCheckpointIO
+from .checkpointing import AtomicCheckpointIO, disk_full_cause, disk_full_error
 from .config import (
     CONFIG_DIR,
     CONFIG_NAME,
@@ -108,7 +108,14 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
     datamodule.prepare_data()  # a missing dataset stops the run here, before any training
     if not cfg.ckpt_path:  # a resumed run gets these layers' values back from its checkpoint
         initialize_from_data_(module, datamodule)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    except Exception as error:  # a full disk under a sample grid or TensorBoard's events (checkpoints: their writer)
+        full = disk_full_cause(error)
+        if full is None or isinstance(error, SnganReproError):
+            raise
+        folders = [callback.dirpath for callback in trainer.checkpoint_callbacks if callback.dirpath]
+        raise disk_full_error(full.filename or f"the run's files in {output_dir}", *folders) from error
     for callback in trainer.callbacks:  # a preempted run passes its signal on (e.g. SLURM's requeue) once stopped
         if isinstance(callback, Preemption) and callback.stopped:
             callback.hand_over()

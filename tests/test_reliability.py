@@ -35,8 +35,9 @@ def test_a_write_that_fails_half_way_leaves_the_previous_checkpoint(tmp_path, mo
     path, io = tmp_path / "run" / "last.ckpt", AtomicCheckpointIO()
     io.save_checkpoint({"step": torch.tensor(1)}, path)
     _fail_half_way(monkeypatch, lambda checkpoint: True)
-    with pytest.raises(DiskFullError, match=rf"^The disk filled up while writing the checkpoint {path}: the earlier "
-                                            rf"ones stay; free space and resume with ckpt_path={path}\.$"):
+    with pytest.raises(DiskFullError, match=rf"^The disk filled up while writing the checkpoint {path}: the "
+                                            rf"checkpoints written before stay; free space and resume with "
+                                            rf"ckpt_path={path}\.$"):
         io.save_checkpoint({"step": torch.tensor(2)}, path)
     assert torch.load(path, weights_only=True)["step"].item() == 1
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no staging file left behind
@@ -48,7 +49,8 @@ def test_a_run_whose_checkpoint_write_fails_keeps_the_last_good_one(tmp_path, mo
     _fail_half_way(monkeypatch, lambda checkpoint: checkpoint["gan_counters"]["g_step"] == 4)
     cfg = compose(tiny_run_overrides(tmp_path, 6, "logger=none", "train.checkpoint_every=2"))
     with pytest.raises(DiskFullError, match=r"^The disk filled up while writing the checkpoint .*g_step=0000004\.ckpt: "
-                                            r"the earlier ones stay; free space and resume with ckpt_path=.*"
+                                            r"the checkpoints written before stay; free space and resume with "
+                                            r"ckpt_path=.*"
                                             r"(last|g_step=0000002)\.ckpt\.$"):
         run(cfg)
     last = tmp_path / "checkpoints" / "last.ckpt"
@@ -58,6 +60,39 @@ def test_a_run_whose_checkpoint_write_fails_keeps_the_last_good_one(tmp_path, mo
     monkeypatch.undo()
     assert run(cfg).g_step == 6  # the same command continues from update 2
 
+
+
+@pytest.mark.parametrize("target", ["sample grid", "TensorBoard events"])
+def test_a_full_disk_under_a_sample_grid_or_tensorboard_stops_with_one_sentence_and_keeps_the_checkpoint(
+        tmp_path, monkeypatch, target):
+    """Once the checkpoint of update 5 is on disk, writing a sample grid (update 10) or TensorBoard's events (the
+    logging step 10) hits a full disk: one sentence naming the file and the checkpoint to resume from, which is
+    update 5's and resumes."""
+    from torch.utils.tensorboard.writer import FileWriter
+
+    from sngan_repro.callbacks import samples
+
+    checkpoint_5 = tmp_path / "checkpoints" / "g_step=0000005.ckpt"
+
+    def full_after_update_5(write):
+        def writing(*args, **kwargs):
+            if checkpoint_5.exists():
+                raise OSError(errno.ENOSPC, "No space left on device", *(["grid.png"] if write is save else []))
+            return write(*args, **kwargs)
+        return writing
+
+    save, add_event = samples.save_image, FileWriter.add_event
+    if target == "sample grid":
+        monkeypatch.setattr(samples, "save_image", full_after_update_5(save))
+    else:
+        monkeypatch.setattr(FileWriter, "add_event", full_after_update_5(add_event))
+    cfg = compose(tiny_run_overrides(tmp_path, 20, "train.checkpoint_every=5"))
+    written = "grid.png" if target == "sample grid" else f"the run's files in {tmp_path}"
+    with pytest.raises(DiskFullError, match=rf"^The disk filled up while writing {written}: the checkpoints written "
+                                            rf"before stay; free space and resume with ckpt_path="
+                                            rf"{tmp_path}/checkpoints/(last|g_step=0000005)\.ckpt\.$"):
+        run(cfg)
+    assert _step_of(check_checkpoint(tmp_path / "checkpoints" / "last.ckpt")) == 5
 
 def _step_of(checkpoint) -> int:
     return torch.load(checkpoint, weights_only=True)["gan_counters"]["g_step"]
