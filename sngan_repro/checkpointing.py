@@ -14,7 +14,7 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning_fabric.utilities.cloud_io import get_filesystem
 
-from .errors import DiskFullError
+from .errors import DiskFullError, raised_from
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -25,14 +25,10 @@ def newest_checkpoint(*directories) -> Path | None:
     return max(found, key=lambda path: path.stat().st_mtime, default=None)
 
 
-def disk_full_cause(error: BaseException | None) -> OSError | None:
+def disk_full_cause(error: BaseException) -> OSError | None:
     """The full-disk ``OSError`` that ``error`` is or was raised from (Lightning's TensorBoard logger wraps its
     writer's errors in a ValueError), if any."""
-    while error is not None:
-        if isinstance(error, OSError) and error.errno in DISK_FULL:
-            return error
-        error = error.__cause__ or error.__context__
-    return None
+    return raised_from(error, lambda cause: isinstance(cause, OSError) and cause.errno in DISK_FULL)
 
 
 def disk_full_error(what: str, *checkpoint_directories) -> DiskFullError:

@@ -3,6 +3,7 @@
 import contextvars
 import functools
 import itertools
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -190,6 +191,36 @@ def validate(cfg: DictConfig) -> None:
              f"arch.output_range={list(arch.output_range)} must be [low, high] with low < high.")
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path)
+
+
+def metric_cache_folders(cfg: DictConfig) -> dict[str, str]:
+    """The folders the metrics of ``cfg.metrics`` keep caches in (real-image statistics, the digits classifier), by
+    the config field that sets them: ``paths.cache_dir``, unless a measure sets its own."""
+    folders = {}
+
+    def visit(node, key: str) -> None:
+        if isinstance(node, DictConfig):
+            for name, child in node.items():
+                visit(child, f"{key}.{name}")
+        elif key.endswith(".cache_dir") and node is not None:
+            folders["paths.cache_dir" if node == cfg.paths.cache_dir else key] = node
+
+    visit(cfg.metrics.get("measures") or OmegaConf.create(), "metrics.measures")
+    return folders
+
+
+def check_folders_writable(folders: dict[str, str]) -> None:
+    """Each folder, named by the config field that sets it, exists or can be created and takes a new file: checked
+    before any heavy work, so that hours of training or evaluation are not lost at the first write."""
+    for field, folder in folders.items():
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            why = "it is a file" if Path(folder).is_file() else error.strerror or type(error).__name__
+            raise ConfigError(f"The folder {folder} ({field}) cannot be written ({why}); set {field} to a location "
+                              f"this user can write.") from None
 
 
 def check_batch_split(cfg: DictConfig, world_size: int) -> None:

@@ -1,5 +1,7 @@
 """User-facing errors: each carries one sentence naming the offending value and what is accepted."""
 
+from collections.abc import Callable
+
 
 class SnganReproError(Exception):
     """Base class of the errors the command line reports as one sentence, without a traceback."""
@@ -31,3 +33,13 @@ class MetricsUnavailableError(SnganReproError):
 
 class ReportError(SnganReproError):
     """A path given to the report holds no run, or a run's files cannot be read."""
+
+
+def raised_from(error: BaseException | None, wanted: Callable[[BaseException], bool]) -> BaseException | None:
+    """``error``, or the first error in the chain it was raised from or during (causes, then contexts), for which
+    ``wanted`` holds; None if there is none (libraries wrap errors: Lightning's loggers, OmegaConf's resolvers)."""
+    while error is not None:
+        if wanted(error):
+            return error
+        error = error.__cause__ or error.__context__
+    return None

@@ -17,7 +17,15 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .config import CONFIG_DIR, check_checkpoint, resolve, settings_of, with_data_dir
+from .config import (
+    CONFIG_DIR,
+    check_checkpoint,
+    check_folders_writable,
+    metric_cache_folders,
+    resolve,
+    settings_of,
+    with_data_dir,
+)
 from .data import build_datamodule
 from .errors import CheckpointError, ConfigError, SnganReproError
 from .metrics import MetricSetup, instantiate_metrics
@@ -55,7 +63,10 @@ def evaluate(cfg: DictConfig) -> dict:
     """Compute the preset's metrics for ``cfg.ckpt``; return (and write) the JSON document."""
     resolve(cfg)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    default_name = f"{Path(cfg.ckpt).stem}_{cfg.choices.get('metrics')}.json"
+    output = Path(cfg.output) if cfg.output else Path(cfg.ckpt).resolve().parent.parent / "evaluation" / default_name
     module = load_module(cfg.ckpt, device)
+    check_folders_writable({"output": str(output.parent), **metric_cache_folders(cfg)})  # before the metrics' work
     metrics = instantiate_metrics(cfg.metrics)
     if not metrics:
         raise ConfigError(f"metrics={cfg.choices.get('metrics')} computes nothing; use e.g. metrics=paper_miyato, "
@@ -84,9 +95,6 @@ def evaluate(cfg: DictConfig) -> dict:
         "device": str(device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    default_name = f"{Path(cfg.ckpt).stem}_{cfg.choices.get('metrics')}.json"
-    output = Path(cfg.output) if cfg.output else Path(cfg.ckpt).resolve().parent.parent / "evaluation" / default_name
-    output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(document, indent=2))
     document["output"] = str(output)
     return document

@@ -10,7 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
-from .errors import ConfigError
+from .errors import ConfigError, raised_from
 
 # Hydra's command-line flags that take a value (every other word starting with '-' stands alone)
 _FLAGS_WITH_VALUE = {"-c", "--cfg", "-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "-i",
@@ -92,10 +92,16 @@ def run_command(main: Callable[[], None], settings_of: Callable[[str, tuple[str,
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors instead of printing them itself
     try:
         main()
-    except (HydraException, OmegaConfBaseException) as error:
+    except (HydraException, OmegaConfBaseException, OSError) as error:
         run_code = main.__wrapped__.__code__
         if any(frame.f_code is run_code for frame, _ in traceback.walk_tb(error.__traceback__)):
             raise  # raised inside a run, not by the composition: a bug, shown whole
+        unwritable = raised_from(error, lambda cause: isinstance(cause, OSError))
+        if unwritable is not None:  # creating the run or sweep directory (or Hydra's files in it)
+            print(f"error: {unwritable.filename} cannot be created or written ({unwritable.strerror}); set "
+                  f"hydra.run.dir, or hydra.sweep.dir for a sweep (-m), to a folder this user can write.",
+                  file=sys.stderr)
+            sys.exit(2)
         overrides = overrides_of(sys.argv[1:])
         try:
             check_syntax(overrides, sweeps_allowed=True)

@@ -24,7 +24,9 @@ from .config import (
     CONFIG_NAME,
     check_batch_split,
     check_checkpoint,
+    check_folders_writable,
     check_networks_match,
+    metric_cache_folders,
     resolve,
     settings_of,
     validate,
@@ -84,7 +86,7 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
     ``callbacks`` join those of ``cfg.callbacks`` (e.g. ``scripts/bench_train.py``'s timer)."""
     validate(resolve(cfg))
     output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_folders_writable({"paths.output_dir": str(output_dir), **metric_cache_folders(cfg)})
     last = None if cfg.ckpt_path else own_last_checkpoint(output_dir)
     if last is not None:  # given no checkpoint, a run continues from its own
         with open_dict(cfg):

@@ -91,8 +91,14 @@ def test_evaluate_refuses_bad_input_with_one_sentence(trained_checkpoint, tmp_pa
     assert missing.returncode == 2 and "error: ckpt_path=" in missing.stderr and "does not exist" in missing.stderr
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(b"\0" * 100)
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
     for overrides, message in (([f"ckpt={corrupt}", "metrics=digits"], "not a readable checkpoint"),
-                               ([f"ckpt={checkpoint}", "metrics=none"], "computes nothing")):
+                               ([f"ckpt={checkpoint}", "metrics=none"], "computes nothing"),
+                               ([f"ckpt={checkpoint}", "metrics=digits", f"output={blocked}/out.json"],
+                                rf"^The folder {blocked} \(output\) cannot be written \(it is a file\)"),
+                               ([f"ckpt={checkpoint}", "metrics=digits", f"paths.cache_dir={blocked}/cache"],
+                                rf"^The folder {blocked}/cache \(paths.cache_dir\) cannot be written")):
         with pytest.raises(SnganReproError, match=message):
             evaluate(compose(overrides, config_name="evaluate"))
 

@@ -212,3 +212,34 @@ def test_runs_and_sweeps_started_in_the_same_second_get_their_own_directories(tm
         fresh = [name for name in folders if name.endswith("_1")]
         assert len(fresh) == 1 and folders.pop(fresh[0]) == files, (kind, folders)
         assert all(contents == {"earlier.txt"} for contents in folders.values())
+
+
+@pytest.mark.parametrize(("override", "field"), [("paths.output_dir={blocked}/run", "paths.output_dir"),
+                                                 ("paths.cache_dir={blocked}/cache", "paths.cache_dir")])
+def test_a_folder_that_cannot_be_written_is_named_by_its_field_before_training(tmp_path, monkeypatch, override,
+                                                                              field):
+    """A run folder or a metric cache under a file (as an unwritable or mistyped folder would): one sentence naming
+    the config field, before any update (the digits metrics cache their classifier and statistics there)."""
+    from sngan_repro.errors import ConfigError
+    from sngan_repro.module import GAN
+
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    monkeypatch.setattr(GAN, "training_step", lambda *args: pytest.fail("trained"))
+    overrides = tiny_run_overrides(tmp_path / "run", 2, "metrics=digits", f"paths.cache_dir={tmp_path}/cache",
+                                   override.format(blocked=blocked))
+    with pytest.raises(ConfigError, match=rf"^The folder {blocked}/\w+ \({field}\) cannot be written \(Not a "
+                                          rf"directory\); set {field} to a location this user can write\.$"):
+        run(compose(overrides))
+
+
+@pytest.mark.slow
+def test_a_run_directory_that_cannot_be_created_is_one_sentence_and_exit_2(tmp_path):
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    result = subprocess.run([sys.executable, "-m", "sngan_repro.train", "experiment=quickstart",
+                             f"hydra.run.dir={blocked}/run"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {blocked}/run cannot be created or written (Not a directory); set hydra.run.dir, or "
+        f"hydra.sweep.dir for a sweep (-m), to a folder this user can write.")
