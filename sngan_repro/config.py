@@ -272,13 +272,17 @@ def check_networks_match(path, module: torch.nn.Module) -> None:
     weights: another architecture, normalization, width or image size), naming the file, the first differing weight
     and the settings of its run that differ from this run's."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    theirs = {name: list(value.shape) for name, value in checkpoint.get("state_dict", {}).items()}
-    ours = {name: list(value.shape) for name, value in module.state_dict().items()}
+
+    def layouts(state: dict) -> dict[str, str]:  # tensors by shape; a layer's extra state (a dict) by its type
+        return {name: f"of shape {list(value.shape)}" if isinstance(value, torch.Tensor) else
+                f"a {type(value).__name__}" for name, value in state.items()}
+
+    theirs, ours = layouts(checkpoint.get("state_dict", {})), layouts(module.state_dict())
     differing = [name for name in sorted(ours.keys() | theirs.keys()) if ours.get(name) != theirs.get(name)]
     if not differing:
         return
     name = differing[0]
-    there, here = (f"of shape {shapes[name]}" if name in shapes else "absent" for shapes in (theirs, ours))
+    there, here = (layout.get(name, "absent") for layout in (theirs, ours))
     written = _network_settings(checkpoint.get("hyper_parameters", {}).get("cfg", {}))
     current = _network_settings(OmegaConf.to_container(module.cfg, resolve=True))
     changed = [f"{key}={written[key]} there, {current.get(key)} here" for key in written

@@ -96,8 +96,10 @@ def run_command(main: Callable[[], None], settings_of: Callable[[str, tuple[str,
         run_code = main.__wrapped__.__code__
         if any(frame.f_code is run_code for frame, _ in traceback.walk_tb(error.__traceback__)):
             raise  # raised inside a run, not by the composition: a bug, shown whole
-        unwritable = raised_from(error, lambda cause: isinstance(cause, OSError))
-        if unwritable is not None:  # creating the run or sweep directory (or Hydra's files in it)
+        # Hydra creating the run or sweep directory (or its files there), or the fresh_directory resolver doing so
+        unwritable = raised_from(error, lambda cause: isinstance(cause, OSError) and cause.filename is not None) \
+            if isinstance(error, OSError | InterpolationResolutionError) else None
+        if unwritable is not None:
             print(f"error: {unwritable.filename} cannot be created or written ({unwritable.strerror}); set "
                   f"hydra.run.dir, or hydra.sweep.dir for a sweep (-m), to a folder this user can write.",
                   file=sys.stderr)

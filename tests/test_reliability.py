@@ -234,12 +234,19 @@ def test_a_folder_that_cannot_be_written_is_named_by_its_field_before_training(t
 
 
 @pytest.mark.slow
-def test_a_run_directory_that_cannot_be_created_is_one_sentence_and_exit_2(tmp_path):
-    blocked = tmp_path / "a_file"
+@pytest.mark.parametrize("given", [True, False], ids=["hydra.run.dir", "default"])
+def test_a_run_directory_that_cannot_be_created_is_one_sentence_and_exit_2(tmp_path, given):
+    """Hydra creating a given hydra.run.dir, or the default's outputs/<day> (the fresh_directory resolver), where a
+    file of that name is in the way."""
+    blocked = tmp_path / "outputs"
     blocked.write_text("")
+    days = [datetime.date.today()]
     result = subprocess.run([sys.executable, "-m", "sngan_repro.train", "experiment=quickstart",
-                             f"hydra.run.dir={blocked}/run"], capture_output=True, text=True, timeout=120)
+                             *([f"hydra.run.dir={blocked}/run"] if given else [])], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    days.append(datetime.date.today())  # (a run started at midnight)
+    directories = {f"{blocked}/run"} if given else {f"outputs/{day:%Y-%m-%d}" for day in days}
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {blocked}/run cannot be created or written (Not a directory); set hydra.run.dir, or "
-        f"hydra.sweep.dir for a sweep (-m), to a folder this user can write.")
+    assert result.stderr.strip().splitlines()[-1] in {
+        f"error: {directory} cannot be created or written (Not a directory); set hydra.run.dir, or hydra.sweep.dir "
+        f"for a sweep (-m), to a folder this user can write." for directory in directories}

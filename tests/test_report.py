@@ -32,17 +32,22 @@ TINY = ["experiment=quickstart", "dataset=synthetic", "dataset.size=64", "datase
 # the command line's entry point run for several command lines in one interpreter (its start-up paid once)
 DRIVER = """import json, sys
 import sngan_repro.train as train
+codes = []
 for overrides in json.loads(sys.argv[1]):
     sys.argv = [train.__file__, "-m", *overrides]
-    train.main()
+    try:
+        train.main()
+    except SystemExit as exit:  # the command's exit code, e.g. 2 for a sweep with a run refused
+        codes.append(exit.code)
+sys.exit(max(codes, default=0))
 """
 
 
-def _train_cli(*command_lines: list[str]) -> None:
+def _train_cli(*command_lines: list[str], exit_code: int = 0) -> None:
     """``python -m sngan_repro.train -m <TINY> <overrides>`` for each list of overrides."""
     result = subprocess.run([sys.executable, "-c", DRIVER, json.dumps([[*TINY, *line] for line in command_lines])],
                             capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == exit_code, result.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +55,7 @@ def sweep(tmp_path_factory):
     """norm=sn,none x optim=B,C in one sweep, and in the same sweep folder a job whose n_dis is refused."""
     folder = tmp_path_factory.mktemp("report") / "sweep"
     _train_cli(["norm=sn,none", "optim=B,C", f"hydra.sweep.dir={folder}"],
-               ["optim.n_dis=0", f"hydra.sweep.dir={folder}", "hydra.sweep.subdir=failing"])
+               ["optim.n_dis=0", f"hydra.sweep.dir={folder}", "hydra.sweep.subdir=failing"], exit_code=2)
     return folder
 
 

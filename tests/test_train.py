@@ -167,10 +167,50 @@ def test_a_failing_job_does_not_stop_a_sweep(tmp_path):
          f"hydra.sweep.dir={tmp_path / 'sweep'}"],
         capture_output=True, text=True, timeout=300,
     )
-    assert result.returncode == 0, result.stderr
     assert "error: train.steps=0 must be a positive number" in result.stderr
     assert (tmp_path / "sweep" / "0" / "error.txt").is_file()
     assert (tmp_path / "sweep" / "1" / "checkpoints" / "last.ckpt").is_file()
+    # at the end, the failed run named in one sentence, and exit code 2 (it failed other than by diverging)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: 1 of the sweep's 2 runs failed (0 in {tmp_path / 'sweep'}; 1 not by diverging; first: ConfigError: "
+        f"train.steps=0 must be a positive number of generator updates); each run's error.txt says why, and the "
+        f"others' results stand.")
+
+
+@pytest.mark.parametrize("failures, code", [(["TrainingDivergedError"], 0),
+                                            (["TrainingDivergedError", "DatasetUnavailableError"], 2)])
+def test_a_sweep_ends_naming_its_failed_runs_and_fails_unless_they_diverged(tmp_path, capsys, failures, code):
+    """Diverging is a result of a sweep (settings that fail are what Miyato et al.'s Sec. 4.1 looks for); a run
+    that could not do what it was asked fails the sweep. Error files older than the sweep are an earlier one's."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    from sngan_repro.sweep_outcome import SweepOutcome
+
+    outcome = SweepOutcome()
+    for job in range(4):
+        (tmp_path / str(job) / ".hydra").mkdir(parents=True)
+    stale = tmp_path / "3" / "error.txt"
+    stale.write_text("ConfigError: an earlier sweep's.\n")
+    os.utime(stale, (0, 0))
+    outcome.on_multirun_start(OmegaConf.create())
+    for job, kind in enumerate(failures):
+        (tmp_path / str(job) / "error.txt").write_text(f"{kind}: what happened in run {job}.\n")
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    if code:
+        with pytest.raises(SystemExit) as exited:
+            outcome.on_multirun_end(config)
+        assert exited.value.code == code
+    else:
+        outcome.on_multirun_end(config)
+    first = "DatasetUnavailableError: what happened in run 1" if code else \
+        "TrainingDivergedError: what happened in run 0"
+    assert capsys.readouterr().err == (
+        f"{'error' if code else 'note'}: {len(failures)} of the sweep's 4 runs failed "
+        f"({', '.join(map(str, range(len(failures))))} in {tmp_path}; {code // 2} not by diverging; first: {first}); "
+        f"each run's error.txt says why, and the others' results stand.\n")
 
 
 def test_checkpoint_rebuilds_its_module(tiny_cfg, tmp_path):

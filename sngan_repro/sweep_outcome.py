@@ -1,0 +1,45 @@
+"""The end of a sweep (``-m``): which of its runs failed, and an exit code that says whether the sweep did its job.
+
+A run that fails inside a sweep writes its sentence to ``error.txt`` in its directory, and the sweep goes on (one
+bad setting must not stop a weekend's sweep); Hydra itself would then end with exit code 0 whatever happened. This
+Hydra callback reads the runs' directories once the sweep is over (also those a cluster launcher filled) and names
+the failed runs in one sentence. A run that diverged is a result of the sweep (Miyato et al. 2018, Sec. 4.1, sweep
+optimizer settings to find those that fail), so it only gets named; a run that could not do what it was asked
+(an invalid value, a missing dataset, a full disk) makes the sweep's exit code 2.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from .errors import TrainingDivergedError
+
+ERROR_FILE = "error.txt"
+
+
+class SweepOutcome(Callback):
+    def __init__(self) -> None:
+        self.started = time.time()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self.started = time.time()  # error files older than this are an earlier sweep's in the same folder
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        folder = Path(config.hydra.sweep.dir)
+        runs = sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
+        errors = {run: (run / ERROR_FILE).read_text().strip() for run in runs
+                  if (run / ERROR_FILE).is_file() and (run / ERROR_FILE).stat().st_mtime >= self.started}
+        if not errors:
+            return
+        diverged = TrainingDivergedError.__name__ + ":"
+        unmet = {run: text for run, text in errors.items() if not text.startswith(diverged)}
+        names = ", ".join(run.name for run in errors)
+        first = next(iter((unmet or errors).values()))
+        print(f"{'error' if unmet else 'note'}: {len(errors)} of the sweep's {len(runs)} runs failed ({names} in "
+              f"{folder}; {len(unmet)} not by diverging; first: {first.rstrip('.')}); each run's {ERROR_FILE} says "
+              f"why, and the others' results stand.", file=sys.stderr)
+        if unmet:
+            sys.exit(2)
