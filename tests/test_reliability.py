@@ -203,9 +203,9 @@ def test_runs_and_sweeps_started_in_the_same_second_get_their_own_directories(tm
     """With the folders of the next 90 seconds' runs and sweeps taken, a run and a sweep each take <time>_1, and the
     earlier folders get nothing."""
     _occupy_the_next_seconds(tmp_path, 90)
-    for arguments in (["train.steps=0"], ["-m", "train.steps=0,-1"]):  # each job stops at once with error.txt
-        subprocess.run([sys.executable, "-m", "sngan_repro.train", *arguments, "experiment=quickstart"], cwd=tmp_path,
-                       capture_output=True, timeout=120)
+    # side by side, each job stopping at once with its error.txt
+    _side_by_side([["train.steps=0", "experiment=quickstart"], ["-m", "train.steps=0,-1", "experiment=quickstart"]],
+                  cwd=tmp_path)
     for kind, files in (("outputs", {"error.txt"}), ("multirun", {"0", "1", "multirun.yaml"})):
         folders = {folder.name: {path.name for path in folder.iterdir()} - {".hydra", "train.log"}
                    for folder in (tmp_path / kind).glob("*/*")}
@@ -233,20 +233,29 @@ def test_a_folder_that_cannot_be_written_is_named_by_its_field_before_training(t
         run(compose(overrides))
 
 
+def _side_by_side(command_lines: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess]:
+    """``python -m sngan_repro.train <command line>`` for each, all at once; their results once all have ended."""
+    processes = [subprocess.Popen([sys.executable, "-m", "sngan_repro.train", *line], cwd=cwd, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for line in command_lines]
+    results = []
+    for process, line in zip(processes, command_lines):
+        stdout, stderr = process.communicate(timeout=180)
+        results.append(subprocess.CompletedProcess(line, process.returncode, stdout, stderr))
+    return results
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("given", [True, False], ids=["hydra.run.dir", "default"])
-def test_a_run_directory_that_cannot_be_created_is_one_sentence_and_exit_2(tmp_path, given):
-    """Hydra creating a given hydra.run.dir, or the default's outputs/<day> (the fresh_directory resolver), where a
+def test_a_run_directory_that_cannot_be_created_is_one_sentence_and_exit_2(tmp_path):
+    """Hydra creating a given hydra.run.dir, and the default's outputs/<day> (the fresh_directory resolver), where a
     file of that name is in the way."""
     blocked = tmp_path / "outputs"
     blocked.write_text("")
     days = [datetime.date.today()]
-    result = subprocess.run([sys.executable, "-m", "sngan_repro.train", "experiment=quickstart",
-                             *([f"hydra.run.dir={blocked}/run"] if given else [])], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
+    given, default = _side_by_side([["experiment=quickstart", f"hydra.run.dir={blocked}/run"],
+                                    ["experiment=quickstart"]], cwd=tmp_path)
     days.append(datetime.date.today())  # (a run started at midnight)
-    directories = {f"{blocked}/run"} if given else {f"outputs/{day:%Y-%m-%d}" for day in days}
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] in {
-        f"error: {directory} cannot be created or written (Not a directory); set hydra.run.dir, or hydra.sweep.dir "
-        f"for a sweep (-m), to a folder this user can write." for directory in directories}
+    for result, directories in ((given, {f"{blocked}/run"}), (default, {f"outputs/{day:%Y-%m-%d}" for day in days})):
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1] in {
+            f"error: {directory} cannot be created or written (Not a directory); set hydra.run.dir, or "
+            f"hydra.sweep.dir for a sweep (-m), to a folder this user can write." for directory in directories}
