@@ -122,7 +122,6 @@ def test_quickstart_digits_fid_improves_tenfold(tmp_path):
     assert "_hparams_/experiment" in hparams and b"quickstart" in hparams["_hparams_/session_start_info"]
 
 
-@pytest.mark.slow
 def test_evaluate_finds_a_moved_checkpoints_data_under_its_paths_data_dir(tmp_path):
     """The checkpoint records where its data was; evaluate looks the dataset up under its own paths.data_dir, so a
     run directory and a data folder moved elsewhere (another machine) still evaluate."""
@@ -133,6 +132,8 @@ def test_evaluate_finds_a_moved_checkpoints_data_under_its_paths_data_dir(tmp_pa
     from PIL import Image
 
     from sngan_repro import compose
+    from sngan_repro.errors import DatasetUnavailableError
+    from sngan_repro.evaluate import evaluate
 
     machine_a = tmp_path / "a" / "data"
     (machine_a / "faces").mkdir(parents=True)
@@ -147,10 +148,10 @@ def test_evaluate_finds_a_moved_checkpoints_data_under_its_paths_data_dir(tmp_pa
     checkpoint = machine_b / "run" / "checkpoints" / "last.ckpt"
     reconstruction = ("metrics=none", final_reconstruction(4, 2))
 
-    moved = _evaluate(f"ckpt={checkpoint}", *reconstruction, f"paths.data_dir={machine_b / 'data'}")
-    assert moved.returncode == 0, moved.stderr
-    assert "reconstruction/final_4img_2steps" in moved.stdout
+    moved = evaluate(compose([f"ckpt={checkpoint}", *reconstruction, f"paths.data_dir={machine_b / 'data'}"],
+                             config_name="evaluate"))
+    assert "reconstruction/final_4img_2steps" in moved["results"]
 
-    missing = _evaluate(f"ckpt={checkpoint}", *reconstruction, f"paths.data_dir={tmp_path / 'nowhere'}")
-    assert missing.returncode == 2
-    assert f"error: No images were found in {tmp_path / 'nowhere' / 'faces'}" in missing.stderr
+    with pytest.raises(DatasetUnavailableError, match=f"^No images were found in {tmp_path / 'nowhere' / 'faces'}"):
+        evaluate(compose([f"ckpt={checkpoint}", *reconstruction, f"paths.data_dir={tmp_path / 'nowhere'}"],
+                         config_name="evaluate"))
