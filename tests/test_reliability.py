@@ -203,9 +203,12 @@ def test_runs_and_sweeps_started_in_the_same_second_get_their_own_directories(tm
     """With the folders of the next 90 seconds' runs and sweeps taken, a run and a sweep each take <time>_1, and the
     earlier folders get nothing."""
     _occupy_the_next_seconds(tmp_path, 90)
-    # side by side, each job stopping at once with its error.txt
-    _side_by_side([["train.steps=0", "experiment=quickstart"], ["-m", "train.steps=0,-1", "experiment=quickstart"]],
-                  cwd=tmp_path)
+    # side by side, each job stopping at once with its error.txt: one sentence, exit code 2
+    results = _side_by_side([["train.steps=0", "experiment=quickstart"],
+                             ["-m", "train.steps=0,-1", "experiment=quickstart"]], cwd=tmp_path)
+    assert [result.returncode for result in results] == [2, 2]
+    assert results[0].stderr.strip().splitlines()[-1] == ("error: train.steps=0 must be a positive number of "
+                                                          "generator updates.")
     for kind, files in (("outputs", {"error.txt"}), ("multirun", {"0", "1", "multirun.yaml"})):
         folders = {folder.name: {path.name for path in folder.iterdir()} - {".hydra", "train.log"}
                    for folder in (tmp_path / kind).glob("*/*")}
