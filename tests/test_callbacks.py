@@ -94,7 +94,8 @@ def test_a_callback_is_added_and_removed_from_the_command_line(tmp_path):
              f"directory: {tmp_path / 'extra'}}}")
     command = [sys.executable, "-m", "sngan_repro.train",
                *tiny_run_overrides(tmp_path / "run", 5, extra, "callbacks.samples=null", "logger=none")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    # (in tmp_path: Hydra's own folder for the job, outputs/<time>, lands there)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(path.name for path in (tmp_path / "extra").glob("*.png")) == [
         "g_step_0000000.png", "g_step_0000002.png", "g_step_0000004.png", "g_step_0000005.png"]
