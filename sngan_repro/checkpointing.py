@@ -19,6 +19,11 @@ from .errors import DiskFullError, raised_from
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
+def checkpoint_folders(trainer) -> list[str]:
+    """The folders the trainer's checkpoint callbacks write into."""
+    return [callback.dirpath for callback in trainer.checkpoint_callbacks if callback.dirpath]
+
+
 def newest_checkpoint(*directories) -> Path | None:
     """The most recently written ``*.ckpt`` file in ``directories`` (staging files are not ``*.ckpt``)."""
     found = [path for directory in directories for path in Path(directory).glob("*.ckpt") if path.is_file()]

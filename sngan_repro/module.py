@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LambdaLR
 
-from .checkpointing import newest_checkpoint
+from .checkpointing import checkpoint_folders, newest_checkpoint
 from .errors import CheckpointError, TrainingDivergedError
 from .instantiate import instantiate_checked
 from .losses import GANLoss
@@ -350,8 +350,7 @@ class GAN(pl.LightningModule):
 
     def _divergence_message(self, quantity: str) -> str:
         # the newest checkpoint this run wrote (usually last.ckpt), else the one it resumed from, if any
-        folders = [callback.dirpath for callback in self.trainer.checkpoint_callbacks if callback.dirpath]
-        good = newest_checkpoint(*folders) if self._saved_at is not None else None
+        good = newest_checkpoint(*checkpoint_folders(self.trainer)) if self._saved_at is not None else None
         step = self._saved_at
         if good is None:
             good, step = (Path(self.cfg.ckpt_path), self._resumed_at) if self.cfg.ckpt_path else (None, None)

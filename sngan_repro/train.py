@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
 
 from .callbacks import Preemption
-from .checkpointing import AtomicCheckpointIO, disk_full_cause, disk_full_error
+from .checkpointing import AtomicCheckpointIO, checkpoint_folders, disk_full_cause, disk_full_error
 from .config import (
     CONFIG_DIR,
     CONFIG_NAME,
@@ -116,8 +116,8 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
         full = disk_full_cause(error)
         if full is None or isinstance(error, SnganReproError):
             raise
-        folders = [callback.dirpath for callback in trainer.checkpoint_callbacks if callback.dirpath]
-        raise disk_full_error(full.filename or f"the run's files in {output_dir}", *folders) from error
+        raise disk_full_error(full.filename or f"the run's files in {output_dir}",
+                              *checkpoint_folders(trainer)) from error
     for callback in trainer.callbacks:  # a preempted run passes its signal on (e.g. SLURM's requeue) once stopped
         if isinstance(callback, Preemption) and callback.stopped:
             callback.hand_over()
