@@ -15,9 +15,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from .errors import TrainingDivergedError
-
-ERROR_FILE = "error.txt"
+from .errors import ERROR_FILE, TrainingDivergedError
 
 
 class SweepOutcome(Callback):

@@ -32,7 +32,7 @@ from .config import (
     validate,
 )
 from .data import build_datamodule
-from .errors import ConfigError, SnganReproError
+from .errors import ERROR_FILE, ConfigError, SnganReproError
 from .instantiate import instantiate_checked
 from .module import GAN
 from .nn import initialize_from_data_
@@ -133,7 +133,7 @@ def main(cfg: DictConfig) -> None:
         output_dir = Path(cfg.paths.output_dir)
         if output_dir.is_dir():
             with contextlib.suppress(OSError):  # e.g. the disk is full: the sentence is on stderr anyway
-                (output_dir / "error.txt").write_text(f"{type(error).__name__}: {error}\n")
+                (output_dir / ERROR_FILE).write_text(f"{type(error).__name__}: {error}\n")
         # in a sweep one failed run (e.g. a diverging setting) must not stop the others
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             sys.exit(2)

@@ -17,10 +17,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ..errors import ReportError
+from ..errors import ERROR_FILE, ReportError
 from ..metrics import instantiate_metrics, measured_in_training
 
-RUN_MARKERS = ("config.yaml", "run.json", "error.txt", ".hydra/overrides.yaml")
+RUN_MARKERS = ("config.yaml", "run.json", ERROR_FILE, ".hydra/overrides.yaml")
 # overrides that say where a run writes or how it is launched, not what it computes
 NOT_FACTORS = re.compile(r"^(hydra[./]|paths\.|ckpt_path$|trainer\.(devices|num_nodes|accelerator|strategy)$)")
 EVERYTHING = 0  # EventAccumulator size guidance: keep every event, not a reservoir sample
@@ -141,7 +141,7 @@ class Run:
     @property
     def error(self) -> str | None:
         """The sentence that stopped the run: its ``error.txt`` (one line, 'ErrorClass: sentence'), else run.json's."""
-        path = self.directory / "error.txt"
+        path = self.directory / ERROR_FILE
         if path.is_file():
             text = path.read_text().strip()
             return text.split(": ", 1)[1] if re.match(r"^\w+: ", text) else text
@@ -149,7 +149,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        if (self.directory / "error.txt").is_file():
+        if (self.directory / ERROR_FILE).is_file():
             return "failed"
         return self.record.get("status", "unknown")
 
