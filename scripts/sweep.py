@@ -135,10 +135,13 @@ SWEEPS: dict[str, tuple[str, list[list[str]]]] = {
         [[*DIGITS, "optim=A,B,D"], [*DIGITS, "optim=C,E,F"]],
     ),
     "report_table1": (
-        "Feng, Xu & Li Table 1: SNGAN vs WGAN-GP / BN / LN critics over their TTUR settings A-C",
+        "Feng, Xu & Li Table 1: SNGAN vs BEGAN / EBGAN / WGAN-GP / BN / LN critics over their TTUR settings A-C",
         [
             ["experiment=repro_report", "norm=sn,bn,ln", "optim=report_A,report_B,report_C"],
             ["experiment=repro_report", "loss=wgan", "norm=gp", "optim=report_A,report_B,report_C"],
+            # the autoencoder critics, each with its own loss and its paper's (unnormalized) generator
+            ["experiment=repro_report_began", "optim=report_A,report_B,report_C"],
+            ["experiment=repro_report_ebgan", "optim=report_A,report_B,report_C"],
         ],
     ),
 }

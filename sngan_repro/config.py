@@ -12,6 +12,7 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
@@ -171,6 +172,7 @@ def validate(cfg: DictConfig) -> None:
     _require(_is_integer(train.diagnostics_every, 0),
              f"train.diagnostics_every={train.diagnostics_every} must be 0 (off) or a positive integer.")
     check_metrics(cfg)
+    _check_critic_output(cfg)
     _require(_is_integer(train.checkpoint_every, 0),
              f"train.checkpoint_every={train.checkpoint_every} must be 0 (final checkpoint only) "
              f"or a positive integer.")
@@ -191,6 +193,32 @@ def validate(cfg: DictConfig) -> None:
              f"arch.output_range={list(arch.output_range)} must be [low, high] with low < high.")
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path)
+
+
+def _target_attribute(node, name: str, default: str) -> str:
+    """A class attribute of a config node's ``_target_`` class, without building it (``default`` if the class
+    cannot be imported: building it reports that)."""
+    try:
+        return getattr(get_class(node._target_), name, default)
+    except (ImportError, ValueError, AttributeError):
+        return default
+
+
+def _check_critic_output(cfg: DictConfig) -> None:
+    """The loss reads what the critic outputs: scores (logits, critic values) or autoencoder energies."""
+    reads = _target_attribute(cfg.loss, "critic_output", "score")
+    gives = _target_attribute(cfg.arch.discriminator, "output", "score")
+    choices = cfg.get("choices", {})
+    plural = {"score": "scores", "energy": "reconstruction energies"}
+    _require(reads == gives, f"loss={choices.get('loss', cfg.loss._target_)} reads a critic's {plural[reads]}, and "
+                             f"arch={choices.get('arch', cfg.arch.discriminator._target_)}'s critic outputs "
+                             f"{plural[gives]}; "
+                             f"pair autoencoder critics (arch=began, ebgan) with their losses (loss=began, ebgan) and "
+                             f"the others with nonsat, hinge or wgan.")
+    if _target_attribute(cfg.loss, "reads_embeddings", False):
+        _require(cfg.train.g_batch_size >= 2, f"loss={choices.get('loss', cfg.loss._target_)}'s pulling-away term "
+                                              f"compares pairs of generated images; train.g_batch_size="
+                                              f"{cfg.train.g_batch_size} must be at least 2.")
 
 
 def metric_cache_folders(cfg: DictConfig) -> dict[str, str]:

@@ -1,21 +1,40 @@
-"""Adversarial losses: pure functions of the discriminator's raw outputs (logits / critic values).
+"""Adversarial losses of the discriminator's raw outputs (logits, critic values, or an autoencoder critic's
+per-sample energies).
 
 Each loss maps (D(x), D(G(z))) to the discriminator loss and D(G(z)) to the generator loss,
-as written in Miyato et al. 2018 (Sec. 4, Eqs. 15-17; WGAN-GP as in Gulrajani et al.).
+as written in Miyato et al. 2018 (Sec. 4, Eqs. 15-17; WGAN-GP as in Gulrajani et al.). A loss with
+training state (BEGAN's k_t) keeps it in buffers: losses are modules of the LightningModule, so the
+state is in every checkpoint and a resumed run continues it exactly.
 """
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
-class GANLoss:
-    """Interface: ``discriminator(d_real, d_fake)`` and ``generator(d_fake)``, both scalars."""
+class GANLoss(nn.Module):
+    """Interface: ``discriminator(d_real, d_fake)`` and ``generator(d_fake)`` (``generator(d_fake, embeddings)``
+    when ``reads_embeddings``), all scalars; a loss with state keeps it in buffers, updates it in
+    ``after_generator_update`` and reports it with ``logged``. ``critic_output`` is what it reads from the critic:
+    "score" (a logit or critic value) or "energy" (an autoencoder's reconstruction loss)."""
+
+    critic_output = "score"
+    #: whether ``generator`` also takes the critic's embeddings of the generated images (EBGAN's pulling-away term)
+    reads_embeddings = False
 
     def discriminator(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def generator(self, d_fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def after_generator_update(self, real_energy: torch.Tensor, fake_energy: torch.Tensor) -> None:
+        """Update the loss's state from the mean D(x) of the last critic update and the mean D(G(z)) of the
+        generator update that followed it (both over all ranks)."""
+
+    def logged(self) -> dict[str, torch.Tensor]:
+        """The loss's state and diagnostics to log (device tensors)."""
+        return {}
 
 
 class NonSaturatingLoss(GANLoss):
@@ -46,3 +65,69 @@ class WassersteinLoss(GANLoss):
 
     def generator(self, d_fake):
         return -d_fake.mean()
+
+
+class BEGANLoss(GANLoss):
+    """Boundary-equilibrium GAN (Berthelot, Schumm & Metz 2017, Eqs. 4-5) on an autoencoder critic whose outputs
+    are per-sample reconstruction losses L(v):
+
+    L_D = L(x) - k_t L(G(z_D)),   L_G = L(G(z_G)),
+    k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1),   k_0 = 0,
+
+    and the convergence measure M_global = L(x) + |gamma L(x) - L(G(z_G))| (Sec. 3.4.1), logged with k_t."""
+
+    critic_output = "energy"
+
+    def __init__(self, gamma: float = 0.5, lambda_k: float = 0.001):
+        super().__init__()
+        self.gamma, self.lambda_k = gamma, lambda_k
+        self.register_buffer("k", torch.zeros(()))
+        self.register_buffer("convergence", torch.zeros(()))
+
+    def discriminator(self, d_real, d_fake):
+        return d_real.mean() - self.k * d_fake.mean()
+
+    def generator(self, d_fake):
+        return d_fake.mean()
+
+    @torch.no_grad()
+    def after_generator_update(self, real_energy, fake_energy) -> None:
+        balance = self.gamma * real_energy - fake_energy
+        self.convergence.copy_(real_energy + balance.abs())
+        self.k.add_(self.lambda_k * balance).clamp_(0.0, 1.0)
+
+    def logged(self) -> dict[str, torch.Tensor]:
+        return {"began/k": self.k, "began/m_global": self.convergence}
+
+
+class EBGANLoss(GANLoss):
+    """Energy-based GAN (Zhao, Mathieu & LeCun 2017, Eqs. 1-2 and 7) on an autoencoder critic whose outputs are
+    per-sample energies D(v) (arch=ebgan: the mean squared reconstruction error over pixels):
+
+    L_D = D(x) + [m - D(G(z))]^+,   L_G = D(G(z)) + lambda_PT f_PT(S),
+
+    each term a mean over the batch, S the critic's encoder outputs for G(z). The margin m is in the critic's
+    energy units: with arch=ebgan a mean over pixels of images in [-1, 1] (a margin m' for an energy summed over
+    C x H x W pixels is m' / (C H W) here)."""
+
+    critic_output = "energy"
+    reads_embeddings = True
+
+    def __init__(self, margin: float = 1.0, pulling_away: float = 0.1):
+        super().__init__()
+        self.margin, self.pulling_away = margin, pulling_away
+
+    def discriminator(self, d_real, d_fake):
+        return d_real.mean() + F.relu(self.margin - d_fake).mean()
+
+    def generator(self, d_fake, embeddings):
+        return d_fake.mean() + self.pulling_away * pulling_away_term(embeddings)
+
+
+def pulling_away_term(embeddings: torch.Tensor) -> torch.Tensor:
+    """EBGAN's pulling-away term (Zhao, Mathieu & LeCun 2017, Eq. 7) on a batch of encoder outputs S (one row per
+    sample): the mean over ordered pairs i != j of the squared cosine similarity of S_i and S_j."""
+    rows = F.normalize(embeddings.flatten(1), dim=1)
+    count = rows.shape[0]
+    cosines = rows @ rows.T
+    return (cosines.square().sum() - cosines.diagonal().square().sum()) / (count * (count - 1))

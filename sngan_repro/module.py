@@ -22,6 +22,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch.distributed.nn.functional import all_gather
 from torch.optim.lr_scheduler import LambdaLR
 
 from .checkpointing import checkpoint_folders, newest_checkpoint
@@ -201,6 +202,11 @@ class GAN(pl.LightningModule):
         if not self.generator_stepped:
             return
         g_out = self._generator_update(opt_g)
+        if type(self.loss).after_generator_update is not GANLoss.after_generator_update:  # a loss with state
+            # (BEGAN's k_t): from the global batch's means, so that every rank keeps the same state
+            real, generated = self._mean_over_ranks(torch.stack([d_out["d_out/real"].mean(),
+                                                                 g_out["d_out/generated"].mean()]))
+            self.loss.after_generator_update(real, generated)
         self.g_step += 1
         self.d_steps_since_g = 0
         self._pending_gaps.append((self.g_step, d_out["d_out/real"].mean() - d_out["d_out/fake"].mean()))
@@ -254,13 +260,18 @@ class GAN(pl.LightningModule):
     def _generator_update(self, opt) -> dict:
         z = self.sample_latent(self.cfg.train.g_batch_size // self.world_size, "generator", self.g_step)
         with self.toggled_optimizer(opt):  # D's parameters get no gradients
-            d_fake = _loss_precision(self.discriminator(self.trained("generator")(z)))
-            loss = self.loss.generator(d_fake)
+            fake = self.trained("generator")(z)
+            if self.loss.reads_embeddings:  # EBGAN's pulling-away term on the critic's encoding of G(z)
+                d_fake, embeddings = map(_loss_precision, self.discriminator.energies_and_embeddings(fake))
+                loss = self.loss.generator(d_fake, self._gathered_over_ranks(embeddings))
+            else:
+                d_fake = _loss_precision(self.discriminator(fake))
+                loss = self.loss.generator(d_fake)
             opt.zero_grad(set_to_none=True)
             self._backward(loss, "generator")
             opt.step()
         self._project("generator")
-        return {"loss/g": loss.detach()}
+        return {"loss/g": loss.detach(), "d_out/generated": d_fake.detach()}
 
     def _backward(self, loss: torch.Tensor, network: str) -> None:
         """``network``'s backward pass, through the strategy's when there is a Trainer (precision scaling, DDP)."""
@@ -286,6 +297,14 @@ class GAN(pl.LightningModule):
         """The mean over ranks of per-rank means of equal-sized batches: the global batch's mean."""
         return self.trainer.strategy.reduce(values, reduce_op="mean") if self.world_size > 1 else values
 
+    def _gathered_over_ranks(self, rows: torch.Tensor) -> torch.Tensor:
+        """Every rank's rows, with the gradient flowing back to each rank's own: a term over pairs of samples (EBGAN's
+        pulling-away term) then sees the global batch, as in one process (DDP's gradient average undoes the sum that
+        the gather's backward makes over the ranks' identical terms)."""
+        if self.world_size == 1:
+            return rows
+        return torch.cat(all_gather(rows))
+
     def _log_scalars(self, outputs: dict) -> None:
         opt_g, opt_d = self.optimizers()
         means = [value.mean() for value in outputs.values()]
@@ -300,6 +319,7 @@ class GAN(pl.LightningModule):
         if updates:  # wall time of one critic update (loss, backward, step, normalization), this rank's
             scalars["time/critic_update_ms"] = 1000 * seconds / updates
         self._critic_timing = [0.0, 0]
+        scalars.update(self.loss.logged())  # e.g. BEGAN's k_t and M_global
         for layer, scale in normalizing_constants(self.discriminator).items():
             scalars[f"norm_scale/{layer}"] = scale
         for layer, scale in normalizing_constants(self.generator).items():

@@ -26,6 +26,11 @@ FAMILIES = {
     "xiang_resnet": ["arch=xiang_resnet", "arch.variant=wn", "dataset.image_size=32"],
     "iwgan": ["arch=iwgan", "dataset.image_size=16"],
 }
+# Autoencoder critics output reconstruction energies and take only their own loss (it overrides the NORMS' loss)
+AUTOENCODERS = {
+    "began": ["arch=began", "loss=began", "dataset.image_size=16"],
+    "ebgan": ["arch=ebgan", "loss=ebgan", "dataset.image_size=16"],
+}
 SAN_G = 1.1  # a compensation factor other than 1, so that the invariant 1/g is not the trivial 1
 NORMS = {
     "none": ["norm=none", "loss=hinge"],
@@ -51,13 +56,15 @@ REFUSED = {
     ("iwgan", "bn"): r"arch=iwgan's critic has its own layer norm after every conv;",
     ("iwgan", "ln"): r"arch=iwgan's critic has its own layer norm after every conv;",
 }
+REFUSED |= {(family, norm): rf"^{family.upper()}'s autoencoder critic takes no critic normalization "
+            for family in AUTOENCODERS for norm in NORMS if norm != "none"}
 
 
 def _overrides(family: str, norm: str, output_dir) -> list[str]:
-    return [*FAMILIES[family], *NORMS[norm], "dataset=synthetic", "dataset.channels=3", "dataset.size=32",
-            "arch.width=0.0625", "optim=B", "train.steps=3", "train.batch_size=4", "train.g_batch_size=4",
-            "train.log_every=1", "train.diagnostics_every=1", "train.sample_every=100", "train.num_samples=4",
-            "train.checkpoint_every=0", "metrics=none", "logger=none", "trainer=cpu",
+    return [*NORMS[norm], *{**FAMILIES, **AUTOENCODERS}[family], "dataset=synthetic", "dataset.channels=3",
+            "dataset.size=32", "arch.width=0.0625", "optim=B", "train.steps=3", "train.batch_size=4",
+            "train.g_batch_size=4", "train.log_every=1", "train.diagnostics_every=1", "train.sample_every=100",
+            "train.num_samples=4", "train.checkpoint_every=0", "metrics=none", "logger=none", "trainer=cpu",
             "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", f"paths.output_dir={output_dir}"]
 
 
@@ -199,7 +206,7 @@ def _run_recording_start(cfg, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("norm", sorted(NORMS))
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(FAMILIES | AUTOENCODERS))
 def test_every_normalization_keeps_its_invariant_on_every_architecture(family, norm, tmp_path, monkeypatch):
     cfg = compose(_overrides(family, norm, tmp_path))
     if (family, norm) in REFUSED:
@@ -213,11 +220,12 @@ def test_every_normalization_keeps_its_invariant_on_every_architecture(family, n
     CHECKS[norm](module, initial)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(FAMILIES | AUTOENCODERS))
 def test_generator_spectral_norm_holds_on_every_generator(family, tmp_path):
     """gen_norm=sn (Feng, Xu & Li): every conv, transposed conv and dense weight of any generator has sigma 1. Ten
     updates: a generator runs fewer power steps per update than the critic (two forwards instead of three)."""
-    module = run(compose([*_overrides(family, "sn", tmp_path), "gen_norm=sn", "train.steps=10"]))
+    critic_norm = "none" if family in AUTOENCODERS else "sn"
+    module = run(compose([*_overrides(family, critic_norm, tmp_path), "gen_norm=sn", "train.steps=10"]))
     layers = [m for m in module.generator.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
     assert layers and all(any(isinstance(p, SpectralNorm) for p in _chain(m)) for m in layers)
     for layer in layers:

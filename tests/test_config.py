@@ -37,7 +37,8 @@ def test_defaults_are_sngan_cifar10_standard_cnn():
 def test_every_option_composes_and_builds(group, option):
     # values an option needs from the user or from another group
     required = {"imagefolder": ["dataset.root=/some/images"], "xiang_running": ["dataset.heldout=200"],
-                "xiang_final": ["dataset.heldout=2000"]}.get(option, [])
+                "xiang_final": ["dataset.heldout=2000"], "began": ["arch=began", "loss=began", "norm=none"],
+                "ebgan": ["arch=ebgan", "loss=ebgan", "norm=none"]}.get(option, [])
     cfg = compose([f"{group}={option}", "arch.width=0.125", *required])
     validate(cfg)
     assert cfg.choices[group] == option

@@ -42,13 +42,20 @@ def _run(tmp_path, name: str, *extra: str) -> list[dict]:
     return [torch.load(tmp_path / name / "states" / f"states{rank}.pt") for rank in range(world)]
 
 
+# BEGAN: k_t (a buffer of the loss) is moved by the global batch's mean energies, so both ranks keep the one value;
+# EBGAN: the pulling-away term is over pairs of the global batch's generated images, across ranks
+METHODS = {"sn": ["norm=sn"], "san": ["norm=san"], "bn": ["norm=bn"], "gp": ["norm=gp"],
+           "began": ["arch=began", "loss=began", "norm=none", "loss.gamma=2.0", "loss.lambda_k=0.05"],
+           "ebgan": ["arch=ebgan", "loss=ebgan", "norm=none", "loss.pulling_away=10.0"]}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("norm", ["sn", "san", "bn", "gp"])
-def test_two_ranks_stay_equal_and_compute_what_one_process_computes(tmp_path, norm):
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_two_ranks_stay_equal_and_compute_what_one_process_computes(tmp_path, method):
     """After every update (n_dis = 2, 3 generator updates, both networks' batch normalization synchronized): the two
     ranks hold bit-identical weights and buffers, and they equal a single process's within the tolerance."""
-    ranks = _run(tmp_path, "ddp", f"norm={norm}", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2")
-    (single,) = _run(tmp_path, "single", f"norm={norm}")
+    ranks = _run(tmp_path, "ddp", *METHODS[method], "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2")
+    (single,) = _run(tmp_path, "single", *METHODS[method])
     assert [(s["d_step"], s["g_step"]) for s in single] == [(1, 0), (2, 1), (3, 1), (4, 2), (5, 2), (6, 3)]
     for rank0, rank1, alone in zip(*ranks, single, strict=True):
         assert (rank0["d_step"], rank0["g_step"]) == (rank1["d_step"], rank1["g_step"]) == (alone["d_step"],

@@ -253,6 +253,22 @@ def test_published_numbers_sit_beside_their_rows_with_the_protocol_and_length_sa
     assert "NOT the protocol of our columns" in text and "metrics=paper_miyato" in text
 
 
+def test_table1_rows_of_the_autoencoder_critics_get_their_published_numbers(tmp_path):
+    """Feng, Xu & Li's Table 1: a BEGAN, an EBGAN and an SNGAN run of the report_table1 sweep each sit beside their
+    own row's published IS and FID."""
+    points = {"0": "repro_report", "1": "repro_report_began", "2": "repro_report_ebgan"}
+    for folder, preset in points.items():
+        _fake_run(tmp_path / "sweep" / folder, [f"experiment={preset}", "optim=report_B", "train.steps=500"],
+                  {"is/50k_10splits": 2.0, "fid/5k_vs_train10k": 200.0})
+    text = (build_report([tmp_path / "sweep"]).output / "report.md").read_text()
+    header, rows = _markdown_rows(text, "| experiment |")
+    paper = "(Feng, Xu & Li (SNGAN reproducibility report), Table 1)"
+    published = {row[0]: (row[header.index(f"published inception_score {paper}")],
+                          row[header.index(f"published fid {paper}")]) for row in rows}
+    assert published == {"repro_report": ("3.885", "173.4"), "repro_report_began": ("2.89", "193.1"),
+                         "repro_report_ebgan": ("2.292", "232.2")}
+
+
 def test_report_refuses_paths_without_runs_in_one_sentence(tmp_path, capsys):
     assert report_main([str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'missing'} is not a directory; give run or "

@@ -93,6 +93,9 @@ RESUMED = {
     "gp": ("norm=gp", "loss=wgan"),
     "bn_clip_frozen": ("arch.head=bn_clip", "arch.head_frozen=true"),
     "xiang_wn": ("arch=xiang_dcgan", "arch.variant=wn"),
+    # BEGAN's k_t is training state (a buffer of the loss); gamma and lambda_k large enough that it moves
+    "began": ("arch=began", "loss=began", "norm=none", "loss.gamma=2.0", "loss.lambda_k=0.05"),
+    "ebgan": ("arch=ebgan", "loss=ebgan", "norm=none"),  # its critic's BN statistics, G's pulling-away term
 }
 
 
@@ -108,6 +111,8 @@ def test_resume_continues_the_same_run(tiny_cfg, tmp_path, case):
     resumed = run(tiny_cfg(*extra, f"ckpt_path={checkpoint}", steps=2 * n, output_dir=tmp_path / "second_half"))
 
     assert (resumed.g_step, resumed.d_step) == (straight.g_step, straight.d_step) == (2 * n, 4 * n)
+    if case == "began":
+        assert 0 < resumed.loss.k.item() < 1
     a, b = straight.state_dict(), resumed.state_dict()
     assert a.keys() == b.keys()
     for key in a:

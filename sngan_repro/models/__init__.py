@@ -6,8 +6,9 @@ The contract every architecture keeps (``conf/arch/<name>.yaml`` names the two c
   codes (N, latent_dim) to images (N, channels, image_size, image_size) and ends with ``head``
   (an ``sngan_repro.nn.OutputHead``: tanh, sigmoid, BN+tanh or BN+clip).
 - ``Discriminator(image_size, channels, norm, width, **options)``: ``forward(x)`` returns raw
-  scores (N,). It hands every conv / dense layer to ``norm.wrap_weight_layer(layer,
-  input_size)`` with the (H, W) of that layer's input (None for dense layers), puts
+  scores (N,), or, for an autoencoder critic (``autoencoder.AutoencoderCritic``, ``output = "energy"``:
+  BEGAN, EBGAN), each image's reconstruction energy. It hands every conv / dense layer to
+  ``norm.wrap_weight_layer(layer, input_size)`` with the (H, W) of that layer's input (None for dense layers), puts
   ``norm.feature_layer(channels)`` after hidden layers and pads its convolutions with
   ``norm.conv_padding_mode``; it never asks which normalization it was given.
 - ``width`` multiplies every channel count; an image size the architecture cannot serve raises

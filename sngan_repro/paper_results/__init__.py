@@ -39,13 +39,16 @@ def load_paper_results() -> list[dict]:
 
 def studied_option(cfg, method: str) -> str:
     """The value, in a run's config, of the option a paper's ``method`` names: Xiang & Li's model variant
-    (``arch.variant``), Mullery & Whelan's generator head (``arch.head``), else the critic normalization."""
+    (``arch.variant``), a loss with its own critic (``loss``: BEGAN, EBGAN), Mullery & Whelan's generator head
+    (``arch.head``), else the critic normalization."""
     return _studied(_run_tags(cfg), method)
 
 
 def _studied(tags: dict, method: str) -> str:
     if tags["variant"] is not None:
         return tags["variant"]
+    if _is_option("loss", method):  # a method that is its own loss and critic (BEGAN, EBGAN)
+        return tags["loss"]
     return tags["head"] if method in HEADS else tags["norm"]
 
 
@@ -57,8 +60,8 @@ def _run_tags(cfg) -> dict:
 
 
 @functools.cache
-def _is_optim_option(name) -> bool:
-    return isinstance(name, str) and (CONFIG_DIR / "optim" / f"{name}.yaml").is_file()
+def _is_option(group: str, name) -> bool:
+    return isinstance(name, str) and (CONFIG_DIR / group / f"{name}.yaml").is_file()
 
 
 def tag_mismatches(record: dict, cfg) -> dict[str, str]:
@@ -74,7 +77,7 @@ def _mismatches(record: dict, tags: dict) -> dict[str, str]:
     differing = {}
     for tag, value in run.items():
         published = record.get(tag)
-        if published is None or (tag == "optim" and not _is_optim_option(published)):
+        if published is None or (tag == "optim" and not _is_option("optim", published)):
             continue
         if tag == "n_dis" and not isinstance(published, int):  # "best of A-F"
             continue
