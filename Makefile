@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-quick lint clean digits-settings bench
+.PHONY: setup demo test test-quick lint clean digits-settings bench tensorboard
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# the dashboards of every run (outputs/) and sweep (multirun/) in this folder, at http://localhost:6006
+tensorboard: $(STAMP)
+	mkdir -p outputs multirun
+	$(VENV)/bin/tensorboard --logdir_spec outputs:outputs,multirun:multirun
 
 # Miyato et al.'s robustness to optimizer settings A-F in miniature on the embedded digits (offline, <= 20 min on
 # 2 CPU cores: the sweep's two commands side by side, then its report in multirun/digits_settings/<time>/report)

@@ -115,7 +115,7 @@ class GAN(pl.LightningModule):
         self._critic_timing = [0.0, 0]
         # the generator step of the last checkpoint this process wrote, and of the one it resumed from
         self._saved_at: int | None = None
-        self._resumed_at: int | None = None
+        self.resumed_at: int | None = None
 
     @property
     def world_size(self) -> int:
@@ -373,7 +373,7 @@ class GAN(pl.LightningModule):
         good = newest_checkpoint(*checkpoint_folders(self.trainer)) if self._saved_at is not None else None
         step = self._saved_at
         if good is None:
-            good, step = (Path(self.cfg.ckpt_path), self._resumed_at) if self.cfg.ckpt_path else (None, None)
+            good, step = (Path(self.cfg.ckpt_path), self.resumed_at) if self.cfg.ckpt_path else (None, None)
         if good is None:
             kept = f"no checkpoint was written before it (train.checkpoint_every={self.cfg.train.checkpoint_every})"
         else:
@@ -398,4 +398,4 @@ class GAN(pl.LightningModule):
                                   "it was not written by sngan_repro.train.")
         self.g_step, self.d_step = counters["g_step"], counters["d_step"]
         self.d_steps_since_g = counters["d_steps_since_g"]
-        self._resumed_at = self.g_step
+        self.resumed_at = self.g_step

@@ -1,4 +1,5 @@
-"""The end of a sweep (``-m``): which of its runs failed, and an exit code that says whether the sweep did its job.
+"""The end of a sweep (``-m``): one line per run (its overrides, how it ended, its last metric values), which runs
+failed, and an exit code that says whether the sweep did its job.
 
 A run that fails inside a sweep writes its sentence to ``error.txt`` in its directory, and the sweep goes on (one
 bad setting must not stop a weekend's sweep); Hydra itself would then end with exit code 0 whatever happened. This
@@ -13,9 +14,24 @@ import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from .callbacks.run_record import read_record
 from .errors import ERROR_FILE, TrainingDivergedError
+
+
+def job_line(run: Path, error: str | None) -> str:
+    """One line of a sweep's end: the run's folder, its overrides, how it ended and its last metric values."""
+    overrides_file = run / ".hydra" / "overrides.yaml"
+    overrides = " ".join(OmegaConf.load(overrides_file)) if overrides_file.is_file() else ""
+    record = read_record(run)
+    if error is not None:
+        outcome = f"failed: {error}"
+    else:
+        values = ", ".join(f"{name} {value:.6g}" for name, value in record.get("final_metrics", {}).items())
+        outcome = f"{record.get('status', 'no record')} at {record.get('g_step', '?')} updates" + (
+            f"; {values}" if values else "")
+    return f"{run.name} [{overrides}]: {outcome}"
 
 
 class SweepOutcome(Callback):
@@ -30,6 +46,9 @@ class SweepOutcome(Callback):
         runs = sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
         errors = {run: (run / ERROR_FILE).read_text().strip() for run in runs
                   if (run / ERROR_FILE).is_file() and (run / ERROR_FILE).stat().st_mtime >= self.started}
+        print(f"sngan-repro: sweep of {len(runs)} runs in {folder}", flush=True)
+        for run in runs:
+            print(f"  {job_line(run, errors.get(run))}", flush=True)
         if not errors:
             return
         diverged = TrainingDivergedError.__name__ + ":"

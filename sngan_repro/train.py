@@ -7,6 +7,7 @@ Thin: validate the composed config, then datamodule + models + module + callback
 import contextlib
 import functools
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
 
-from .callbacks import Preemption
+from .callbacks import Preemption, RunRecord
+from .callbacks.run_record import FILE_NAME as RUN_RECORD
+from .callbacks.run_record import hydra_overrides
 from .checkpointing import AtomicCheckpointIO, checkpoint_folders, disk_full_cause, disk_full_error
 from .config import (
     CONFIG_DIR,
@@ -31,6 +34,7 @@ from .config import (
     settings_of,
     validate,
 )
+from .console import banner, final_metrics, quiet_libraries, summary
 from .data import build_datamodule
 from .errors import ERROR_FILE, ConfigError, SnganReproError
 from .instantiate import instantiate_checked
@@ -110,6 +114,9 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
     datamodule.prepare_data()  # a missing dataset stops the run here, before any training
     if not cfg.ckpt_path:  # a resumed run gets these layers' values back from its checkpoint
         initialize_from_data_(module, datamodule)
+    if trainer.is_global_zero:
+        print(banner(cfg, trainer), flush=True)
+    started = time.monotonic()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     except Exception as error:  # a full disk under a sample grid or TensorBoard's events (checkpoints: their writer)
@@ -118,6 +125,12 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
             raise
         raise disk_full_error(full.filename or f"the run's files in {output_dir}",
                               *checkpoint_folders(trainer)) from error
+    if trainer.is_global_zero:
+        seconds = time.monotonic() - started
+        first_g_step = module.resumed_at or 0
+        print(summary(cfg, trainer, module, first_g_step, seconds, hydra_overrides()), flush=True)
+        if (output_dir / RUN_RECORD).is_file():  # a sweep's end lists them (sweep_outcome.py)
+            RunRecord.update(output_dir, final_metrics=final_metrics(trainer))
     for callback in trainer.callbacks:  # a preempted run passes its signal on (e.g. SLURM's requeue) once stopped
         if isinstance(callback, Preemption) and callback.stopped:
             callback.hand_over()
@@ -126,6 +139,7 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name=CONFIG_NAME, version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    quiet_libraries(bool(cfg.get("verbose")) or bool(HydraConfig.get().verbose))
     try:
         run(cfg)
     except SnganReproError as error:

@@ -8,6 +8,7 @@ for the same reason: raise the cap together with these checks.
 
 import inspect
 import re
+import sys
 
 import pytest
 import pytorch_lightning as pl
@@ -48,17 +49,22 @@ def test_model_checkpoint_private_hooks(name, args):
 # -- Lightning: callbacks/progress.py --------------------------------------------------------------------
 
 def test_progress_bar_private_hooks():
+    from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
+
     used_in = "callbacks/progress.py (GeneratorStepProgressBar)"
     should_update = _callable_as(TQDMProgressBar, "_should_update", used_in, object(), 0, 0)  # (current, total)
-    bar = TQDMProgressBar(refresh_rate=5)
+    bar = TQDMProgressBar(refresh_rate=5, process_position=1)
     assert should_update(bar, 10, 100) and not should_update(bar, 11, 100), \
         f"{used_in} relies on TQDMProgressBar._should_update(current, total) being 'current is a refresh step'"
-    assert isinstance(getattr(bar, "_leave", None), bool), \
-        f"{used_in} relies on TQDMProgressBar._leave (the leave= argument) to close its bar at the epoch's end"
-    assert isinstance(inspect.getattr_static(TQDMProgressBar, "train_progress_bar", None), property), \
-        f"{used_in} relies on the TQDMProgressBar.train_progress_bar property"
-    # a public hook, but called there with the trainer alone
-    _callable_as(TQDMProgressBar, "on_train_epoch_start", used_in, bar, TRAINER)
+    train_bar = inspect.getattr_static(TQDMProgressBar, "train_progress_bar", None)
+    assert isinstance(train_bar, property) and train_bar.fset is not None, \
+        f"{used_in} relies on the settable TQDMProgressBar.train_progress_bar property (it makes its own bar)"
+    made = Tqdm(desc="G steps", total=3, initial=1, position=0, disable=True, leave=True, dynamic_ncols=True,
+                file=sys.stdout, smoothing=0, bar_format=TQDMProgressBar.BAR_FORMAT)
+    assert (made.total, made.n) == (3, 1), \
+        f"{used_in} builds its bar as Lightning does: tqdm_progress.Tqdm(...) with TQDMProgressBar.BAR_FORMAT"
+    assert bar.process_position == 1 and bar.is_disabled is False, \
+        f"{used_in} relies on TQDMProgressBar.process_position and .is_disabled"
 
 
 # -- Lightning: module.py ----------------------------------------------------------------------------------

@@ -175,7 +175,12 @@ def test_a_failing_job_does_not_stop_a_sweep(tmp_path):
     assert "error: train.steps=0 must be a positive number" in result.stderr
     assert (tmp_path / "sweep" / "0" / "error.txt").is_file()
     assert (tmp_path / "sweep" / "1" / "checkpoints" / "last.ckpt").is_file()
-    # at the end, the failed run named in one sentence, and exit code 2 (it failed other than by diverging)
+    # at the end, one line per run: its overrides and how it ended
+    end = result.stdout[result.stdout.index(f"sngan-repro: sweep of 2 runs in {tmp_path / 'sweep'}"):].splitlines()
+    assert end[1].startswith("  0 [train.steps=0 logger=none ") and end[1].endswith(
+        "]: failed: ConfigError: train.steps=0 must be a positive number of generator updates.")
+    assert end[2].startswith("  1 [train.steps=3 logger=none ") and end[2].endswith("]: finished at 3 updates")
+    # and the failed run named in one sentence, and exit code 2 (it failed other than by diverging)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: 1 of the sweep's 2 runs failed (0 in {tmp_path / 'sweep'}; 1 not by diverging; first: ConfigError: "

@@ -1,19 +1,31 @@
-"""Lightning's tqdm progress bar, counting generator updates against train.steps."""
+"""Lightning's tqdm progress bar, one bar for the whole run counting generator updates against train.steps."""
+
+import sys
 
 from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
+
+from .metrics import MetricsCallback
 
 _SHOWN = ("loss/d", "loss/g", "d_out/real", "d_out/fake")
 
 
 class GeneratorStepProgressBar(TQDMProgressBar):
-    """Shows G steps done / train.steps, their rate, and the last logged losses and D outputs."""
+    """Shows G steps done / train.steps, their rate, the last logged losses and D outputs and the latest value of
+    each quality metric. Lightning's bar is per epoch ("Training", then "Epoch N" each epoch); this one is made once,
+    with its total, when training starts, and never reset: one bar is drawn."""
+
+    _quality: tuple[str, ...] = ()  # the quality metrics' names, once training starts
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.train_progress_bar = Tqdm(desc="G steps", total=pl_module.cfg.train.steps, initial=pl_module.g_step,
+                                       position=2 * self.process_position, disable=self.is_disabled, leave=True,
+                                       dynamic_ncols=True, file=sys.stdout, smoothing=0, bar_format=self.BAR_FORMAT)
+        self._quality = tuple(name for callback in trainer.callbacks if isinstance(callback, MetricsCallback)
+                              for name in callback.logged_names() if not name.endswith("_std"))
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        super().on_train_epoch_start(trainer)
-        bar = self.train_progress_bar
-        bar.reset(total=pl_module.cfg.train.steps)
-        bar.initial = bar.n = pl_module.g_step
-        bar.set_description("G steps")
+        """The bar spans epochs (Lightning's would be reset here)."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not pl_module.generator_stepped or not self._should_update(pl_module.g_step, self.train_progress_bar.total):
@@ -22,10 +34,12 @@ class GeneratorStepProgressBar(TQDMProgressBar):
         self.train_progress_bar.update(pl_module.g_step - self.train_progress_bar.n)
 
     def get_metrics(self, trainer, pl_module) -> dict:
-        return {name.replace("/", "_"): f"{pl_module.last_metrics[name]:.3g}"
-                for name in _SHOWN if name in pl_module.last_metrics}
+        shown = {name.replace("/", "_"): pl_module.last_metrics[name] for name in _SHOWN
+                 if name in pl_module.last_metrics}
+        # a quality metric by its measure and kind (digits_fid/2k_vs_train1797 -> digits_fid)
+        shown |= {name.split("/")[0]: float(trainer.callback_metrics[name]) for name in self._quality
+                  if name in trainer.callback_metrics}
+        return {name: f"{value:.3g}" for name, value in shown.items()}
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
-        if self._leave:
-            self.train_progress_bar.close()
+        self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)

@@ -38,7 +38,7 @@ GIT_TIMEOUT_SECONDS = 10
 DISTRIBUTIONS = {"torch": "torch", "torchvision": "torchvision", "pytorch-lightning": None, "hydra-core": None,
                  "omegaconf": None, "numpy": None, "torch-fidelity": None, "sngan-repro": None}
 # top-level fields that describe how a session ended; moved into its ``sessions`` entry when another starts
-SESSION_END_FIELDS = ("status", "finished", "wall_seconds", "error", "g_step")
+SESSION_END_FIELDS = ("status", "finished", "wall_seconds", "error", "g_step", "final_metrics")
 
 
 def now() -> str:
