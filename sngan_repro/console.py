@@ -19,7 +19,8 @@ from pathlib import Path
 
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from .callbacks import FixedLatentSamples, MetricsCallback
+from .callbacks import FixedLatentSamples
+from .callbacks.metrics import last_quality_values
 from .callbacks.run_record import device_names
 from .checkpointing import checkpoint_folders, newest_checkpoint
 
@@ -61,14 +62,7 @@ def banner(cfg, trainer) -> str:
     return "\n".join(lines)
 
 
-def final_metrics(trainer) -> dict[str, float]:
-    """The last logged value of every quality metric of the run (by its protocol's name)."""
-    names = [name for callback in trainer.callbacks if isinstance(callback, MetricsCallback)
-             for name in callback.logged_names()]
-    return {name: float(trainer.callback_metrics[name]) for name in names if name in trainer.callback_metrics}
-
-
-def run_files(trainer, output_dir: Path) -> dict[str, Path]:
+def run_files(trainer) -> dict[str, Path]:
     """The run's files a user looks for next: the last checkpoint, the sample grids and the TensorBoard folder (each
     only if the run wrote it)."""
     folders = [Path(folder) for folder in checkpoint_folders(trainer)]
@@ -120,10 +114,10 @@ def summary(cfg, trainer, module, first_g_step: int, seconds: float, overrides: 
     lines = [f"sngan-repro: {status}, {module.g_step} of {cfg.train.steps} generator updates ({done} in "
              f"{_duration(seconds)}, {done / seconds if seconds > 0 else 0.0:.2f} it/s)"]
     values = {**{name: module.last_metrics[name] for name in ("loss/d", "loss/g") if name in module.last_metrics},
-              **final_metrics(trainer)}
+              **last_quality_values(trainer)}
     width = max(map(len, values), default=0)
     lines += [f"  {name:<{width}}  {value:.6g}" for name, value in values.items()]
-    files = run_files(trainer, Path(cfg.paths.output_dir))
+    files = run_files(trainer)
     lines.append(f"  {'run directory':<16}{cfg.paths.output_dir}")
     lines += [f"  {name:<16}{path}" for name, path in files.items()]
     commands = next_commands(cfg, files, overrides)

@@ -18,8 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
 
-from .callbacks import Preemption, RunRecord
-from .callbacks.run_record import FILE_NAME as RUN_RECORD
+from .callbacks import Preemption
 from .callbacks.run_record import hydra_overrides
 from .checkpointing import AtomicCheckpointIO, checkpoint_folders, disk_full_cause, disk_full_error
 from .config import (
@@ -34,7 +33,7 @@ from .config import (
     settings_of,
     validate,
 )
-from .console import banner, final_metrics, quiet_libraries, summary
+from .console import banner, quiet_libraries, summary
 from .data import build_datamodule
 from .errors import ERROR_FILE, ConfigError, SnganReproError
 from .instantiate import instantiate_checked
@@ -129,8 +128,6 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
         seconds = time.monotonic() - started
         first_g_step = module.resumed_at or 0
         print(summary(cfg, trainer, module, first_g_step, seconds, hydra_overrides()), flush=True)
-        if (output_dir / RUN_RECORD).is_file():  # a sweep's end lists them (sweep_outcome.py)
-            RunRecord.update(output_dir, final_metrics=final_metrics(trainer))
     for callback in trainer.callbacks:  # a preempted run passes its signal on (e.g. SLURM's requeue) once stopped
         if isinstance(callback, Preemption) and callback.stopped:
             callback.hand_over()

@@ -65,6 +65,9 @@ def test_banner_one_bar_and_summary_and_nothing_else(quickstart):
     fid = float(re.search(r"^  digits_fid/500_vs_train1797 +(\S+)$", summary, flags=re.MULTILINE).group(1))
     logged = EventAccumulator(str(run / "tensorboard")).Reload().Scalars("digits_fid/500_vs_train1797")
     assert fid == pytest.approx(logged[-1].value, rel=1e-5) and logged[-1].step == 4
+    # the record keeps the last values too (a sweep's end lists them)
+    assert json.loads((run / "run.json").read_text())["final_metrics"]["digits_fid/500_vs_train1797"] == \
+        pytest.approx(fid, rel=1e-5)
     assert not NOISE.search(err), err  # stderr: nothing from the libraries
     assert err.strip() == ""
 

@@ -15,6 +15,14 @@ from ..metrics import Metric, MetricSetup, measured_in_training
 from .schedule import GeneratorStepCallback, is_due
 
 
+def last_quality_values(trainer, with_std: bool = True) -> dict[str, float]:
+    """The last logged value of every quality metric of ``trainer``'s metrics callbacks, by its protocol's name
+    (e.g. digits_fid/2k_vs_train1797); ``with_std=False`` leaves the spreads over splits out."""
+    names = [name for callback in trainer.callbacks if isinstance(callback, MetricsCallback)
+             for name in callback.logged_names() if with_std or not name.endswith("_std")]
+    return {name: float(trainer.callback_metrics[name]) for name in names if name in trainer.callback_metrics}
+
+
 class MetricsCallback(GeneratorStepCallback):
     def __init__(self, metrics: dict[str, Metric], required: bool = False):
         super().__init__()

@@ -5,7 +5,7 @@ import sys
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 
-from .metrics import MetricsCallback
+from .metrics import last_quality_values
 
 _SHOWN = ("loss/d", "loss/g", "d_out/real", "d_out/fake")
 
@@ -15,14 +15,10 @@ class GeneratorStepProgressBar(TQDMProgressBar):
     each quality metric. Lightning's bar is per epoch ("Training", then "Epoch N" each epoch); this one is made once,
     with its total, when training starts, and never reset: one bar is drawn."""
 
-    _quality: tuple[str, ...] = ()  # the quality metrics' names, once training starts
-
     def on_train_start(self, trainer, pl_module) -> None:
         self.train_progress_bar = Tqdm(desc="G steps", total=pl_module.cfg.train.steps, initial=pl_module.g_step,
                                        position=2 * self.process_position, disable=self.is_disabled, leave=True,
                                        dynamic_ncols=True, file=sys.stdout, smoothing=0, bar_format=self.BAR_FORMAT)
-        self._quality = tuple(name for callback in trainer.callbacks if isinstance(callback, MetricsCallback)
-                              for name in callback.logged_names() if not name.endswith("_std"))
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         """The bar spans epochs (Lightning's would be reset here)."""
@@ -37,8 +33,7 @@ class GeneratorStepProgressBar(TQDMProgressBar):
         shown = {name.replace("/", "_"): pl_module.last_metrics[name] for name in _SHOWN
                  if name in pl_module.last_metrics}
         # a quality metric by its measure and kind (digits_fid/2k_vs_train1797 -> digits_fid)
-        shown |= {name.split("/")[0]: float(trainer.callback_metrics[name]) for name in self._quality
-                  if name in trainer.callback_metrics}
+        shown |= {name.split("/")[0]: value for name, value in last_quality_values(trainer, with_std=False).items()}
         return {name: f"{value:.3g}" for name, value in shown.items()}
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:

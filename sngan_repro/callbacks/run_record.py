@@ -4,10 +4,11 @@
 started, from which source, with which library versions, on how many devices, or whether it ended. The
 record adds that: the command line and Hydra overrides, the group choices, the git commit of the source
 (and whether it had uncommitted changes), the versions, the world size and the batch per rank, the devices,
-the quality metrics measured during training with their protocols (``metrics``: {name: sentence}), and the
-run's status ("running", then "finished" or "failed"). A resumed run keeps the earlier record and appends
-a session to ``sessions``; the top-level fields describe the latest session. Only global rank 0 writes.
-Other code can set fields later with ``RunRecord.update`` (e.g. a status "preempted").
+the quality metrics measured during training with their protocols (``metrics``: {name: sentence}) and, once
+finished, their last values (``final_metrics``), and the run's status ("running", then "finished" or "failed").
+A resumed run keeps the earlier record and appends a session to ``sessions``; the top-level fields describe
+the latest session. Only global rank 0 writes. Other code can set fields later with ``RunRecord.update`` (e.g. a
+status "preempted").
 """
 
 import json
@@ -28,6 +29,7 @@ from pytorch_lightning.accelerators import CUDAAccelerator
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_warn
 
+from .metrics import last_quality_values
 from .schedule import GeneratorStepCallback
 
 FILE_NAME = "run.json"
@@ -195,7 +197,7 @@ class RunRecord(Callback):
         # a run stopped before train.steps (e.g. preempted) is not finished; what stopped it says so
         if trainer.is_global_zero and pl_module.g_step >= pl_module.cfg.train.steps:
             self.update(self.directory, status="finished", finished=now(), g_step=pl_module.g_step,
-                        wall_seconds=self._wall_seconds())
+                        wall_seconds=self._wall_seconds(), final_metrics=last_quality_values(trainer))
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if not trainer.is_global_zero:
