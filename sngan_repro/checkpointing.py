@@ -1,20 +1,23 @@
-"""Checkpoint files written atomically: a crash, a kill or a full disk while writing leaves the previous file.
+"""Checkpoint files: written atomically, and checked before a run resumes from one or evaluates one.
 
-Lightning's own writer stages the file in the system's temporary folder and then moves it, which on another
-filesystem (a node-local /tmp, a network home) is a copy that can itself be interrupted half-way. Here the file is
-written next to its destination, flushed to disk, and renamed over it: a rename within a directory is atomic.
+Written atomically: a crash, a kill or a full disk while writing leaves the previous file. Lightning's own
+writer stages the file in the system's temporary folder and then moves it, which on another filesystem (a
+node-local /tmp, a network home) is a copy that can itself be interrupted half-way. Here the file is written
+next to its destination, flushed to disk, and renamed over it: a rename within a directory is atomic.
 """
 
 import errno
 import os
+import zipfile
 from pathlib import Path
 
 import torch
 from fsspec.implementations.local import LocalFileSystem
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning_fabric.utilities.cloud_io import get_filesystem
+from omegaconf import OmegaConf
 
-from .errors import DiskFullError, raised_from
+from .errors import CheckpointError, DiskFullError, raised_from
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -67,3 +70,63 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise disk_full_error(f"the checkpoint {path}", path.parent) from error
         finally:
             staging.unlink(missing_ok=True)  # only left when writing failed
+
+
+def check_checkpoint(path) -> Path:
+    """A resumable checkpoint: it exists, loads with ``weights_only=True`` (tensors and plain containers only, never
+    arbitrary pickled objects) and was written by a training run; raise CheckpointError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"ckpt_path={str(path)!r} does not exist; "
+                              f"give the path of a .ckpt file written by a run.")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"ckpt_path={str(path)!r} is not a readable checkpoint (not a torch zip archive); "
+                              f"it may be truncated or corrupt.")
+    try:  # memory-mapped: the tensors are not read, only the structure
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # a damaged archive, or pickled objects weights_only loading refuses
+        raise CheckpointError(f"ckpt_path={str(path)!r} is not a loadable checkpoint ({type(error).__name__}); it "
+                              f"may be damaged or hold objects other than tensors and plain containers.") from error
+    if not isinstance(checkpoint, dict) or "gan_counters" not in checkpoint:
+        raise CheckpointError(f"ckpt_path={str(path)!r} was not written by sngan_repro.train (it has no generator "
+                              f"and critic step counters); give a checkpoint of a run.")
+    return path
+
+
+def _network_settings(cfg: dict) -> dict:
+    """The settings of a (plain-container) run config that decide its networks' weights, flattened: the dataset,
+    architecture and normalization choices, every ``arch`` setting, the image size and the sample-grid size."""
+    def leaves(node, prefix: str) -> dict:
+        if not isinstance(node, dict):
+            return {prefix: node}
+        return {key: value for name, child in node.items() for key, value in leaves(child, f"{prefix}.{name}").items()}
+
+    choices = cfg.get("choices", {})
+    return {**{group: choices.get(group) for group in ("dataset", "arch", "norm", "gen_norm")},
+            **leaves(cfg.get("arch", {}), "arch"), "dataset.image_size": cfg.get("dataset", {}).get("image_size"),
+            "train.num_samples": cfg.get("train", {}).get("num_samples")}
+
+
+def check_networks_match(path, module: torch.nn.Module) -> None:
+    """Refuse, before training, a checkpoint whose networks are not those ``module`` builds (other names or shapes of
+    weights: another architecture, normalization, width or image size), naming the file, the first differing weight
+    and the settings of its run that differ from this run's."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+    def layouts(state: dict) -> dict[str, str]:  # tensors by shape; a layer's extra state (a dict) by its type
+        return {name: f"of shape {list(value.shape)}" if isinstance(value, torch.Tensor) else
+                f"a {type(value).__name__}" for name, value in state.items()}
+
+    theirs, ours = layouts(checkpoint.get("state_dict", {})), layouts(module.state_dict())
+    differing = [name for name in sorted(ours.keys() | theirs.keys()) if ours.get(name) != theirs.get(name)]
+    if not differing:
+        return
+    name = differing[0]
+    there, here = (layout.get(name, "absent") for layout in (theirs, ours))
+    written = _network_settings(checkpoint.get("hyper_parameters", {}).get("cfg", {}))
+    current = _network_settings(OmegaConf.to_container(module.cfg, resolve=True))
+    changed = [f"{key}={written[key]} there, {current.get(key)} here" for key in written
+               if written[key] != current.get(key)]
+    raise CheckpointError(f"ckpt_path={str(path)!r} holds other networks than this run builds ({name} is {there} "
+                          f"there and {here} here{''.join('; ' + change for change in changed[:3])}); resume with "
+                          f"the settings it was written with, or start a new run without ckpt_path.")

@@ -3,11 +3,8 @@
 import contextvars
 import functools
 import itertools
-import tempfile
-import zipfile
 from pathlib import Path
 
-import torch
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
@@ -16,14 +13,15 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from .errors import CheckpointError, ConfigError
+from .checkpointing import check_checkpoint
+from .errors import ConfigError
 from .metrics.base import check_metrics
+from .noise import LATENT_DISTRIBUTIONS
 from .overrides import check_syntax, composition_error
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 CONFIG_NAME = "train"
 LR_DECAYS = ("constant", "linear")
-LATENT_DISTRIBUTIONS = ("normal", "uniform")
 
 
 def compose(overrides=(), config_name: str = CONFIG_NAME) -> DictConfig:
@@ -219,102 +217,3 @@ def _check_critic_output(cfg: DictConfig) -> None:
         _require(cfg.train.g_batch_size >= 2, f"loss={choices.get('loss', cfg.loss._target_)}'s pulling-away term "
                                               f"compares pairs of generated images; train.g_batch_size="
                                               f"{cfg.train.g_batch_size} must be at least 2.")
-
-
-def metric_cache_folders(cfg: DictConfig) -> dict[str, str]:
-    """The folders the metrics of ``cfg.metrics`` keep caches in (real-image statistics, the digits classifier), by
-    the config field that sets them: ``paths.cache_dir``, unless a measure sets its own."""
-    folders = {}
-
-    def visit(node, key: str) -> None:
-        if isinstance(node, DictConfig):
-            for name, child in node.items():
-                visit(child, f"{key}.{name}")
-        elif key.endswith(".cache_dir") and node is not None:
-            folders["paths.cache_dir" if node == cfg.paths.cache_dir else key] = node
-
-    visit(cfg.metrics.get("measures") or OmegaConf.create(), "metrics.measures")
-    return folders
-
-
-def check_folders_writable(folders: dict[str, str]) -> None:
-    """Each folder, named by the config field that sets it, exists or can be created and takes a new file: checked
-    before any heavy work, so that hours of training or evaluation are not lost at the first write."""
-    for field, folder in folders.items():
-        try:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as error:
-            why = "it is a file" if Path(folder).is_file() else error.strerror or type(error).__name__
-            raise ConfigError(f"The folder {folder} ({field}) cannot be written ({why}); set {field} to a location "
-                              f"this user can write.") from None
-
-
-def check_batch_split(cfg: DictConfig, world_size: int) -> None:
-    """``train.batch_size`` and ``train.g_batch_size`` are global batches: each of the ``world_size`` ranks takes an
-    equal share of them."""
-    for key in ("batch_size", "g_batch_size"):
-        _require(cfg.train[key] % world_size == 0,
-                 f"train.{key}={cfg.train[key]} does not split evenly over the {world_size} ranks (trainer.devices x "
-                 f"trainer.num_nodes); it is the global batch, so use a multiple of {world_size}.")
-
-
-def check_checkpoint(path) -> Path:
-    """A resumable checkpoint: it exists, loads with ``weights_only=True`` (tensors and plain containers only, never
-    arbitrary pickled objects) and was written by a training run; raise CheckpointError otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"ckpt_path={str(path)!r} does not exist; "
-                              f"give the path of a .ckpt file written by a run.")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"ckpt_path={str(path)!r} is not a readable checkpoint (not a torch zip archive); "
-                              f"it may be truncated or corrupt.")
-    try:  # memory-mapped: the tensors are not read, only the structure
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # a damaged archive, or pickled objects weights_only loading refuses
-        raise CheckpointError(f"ckpt_path={str(path)!r} is not a loadable checkpoint ({type(error).__name__}); it "
-                              f"may be damaged or hold objects other than tensors and plain containers.") from error
-    if not isinstance(checkpoint, dict) or "gan_counters" not in checkpoint:
-        raise CheckpointError(f"ckpt_path={str(path)!r} was not written by sngan_repro.train (it has no generator "
-                              f"and critic step counters); give a checkpoint of a run.")
-    return path
-
-
-def _network_settings(cfg: dict) -> dict:
-    """The settings of a (plain-container) run config that decide its networks' weights, flattened: the dataset,
-    architecture and normalization choices, every ``arch`` setting, the image size and the sample-grid size."""
-    def leaves(node, prefix: str) -> dict:
-        if not isinstance(node, dict):
-            return {prefix: node}
-        return {key: value for name, child in node.items() for key, value in leaves(child, f"{prefix}.{name}").items()}
-
-    choices = cfg.get("choices", {})
-    return {**{group: choices.get(group) for group in ("dataset", "arch", "norm", "gen_norm")},
-            **leaves(cfg.get("arch", {}), "arch"), "dataset.image_size": cfg.get("dataset", {}).get("image_size"),
-            "train.num_samples": cfg.get("train", {}).get("num_samples")}
-
-
-def check_networks_match(path, module: torch.nn.Module) -> None:
-    """Refuse, before training, a checkpoint whose networks are not those ``module`` builds (other names or shapes of
-    weights: another architecture, normalization, width or image size), naming the file, the first differing weight
-    and the settings of its run that differ from this run's."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-
-    def layouts(state: dict) -> dict[str, str]:  # tensors by shape; a layer's extra state (a dict) by its type
-        return {name: f"of shape {list(value.shape)}" if isinstance(value, torch.Tensor) else
-                f"a {type(value).__name__}" for name, value in state.items()}
-
-    theirs, ours = layouts(checkpoint.get("state_dict", {})), layouts(module.state_dict())
-    differing = [name for name in sorted(ours.keys() | theirs.keys()) if ours.get(name) != theirs.get(name)]
-    if not differing:
-        return
-    name = differing[0]
-    there, here = (layout.get(name, "absent") for layout in (theirs, ours))
-    written = _network_settings(checkpoint.get("hyper_parameters", {}).get("cfg", {}))
-    current = _network_settings(OmegaConf.to_container(module.cfg, resolve=True))
-    changed = [f"{key}={written[key]} there, {current.get(key)} here" for key in written
-               if written[key] != current.get(key)]
-    raise CheckpointError(f"ckpt_path={str(path)!r} holds other networks than this run builds ({name} is {there} "
-                          f"there and {here} here{''.join('; ' + change for change in changed[:3])}); resume with "
-                          f"the settings it was written with, or start a new run without ckpt_path.")

@@ -23,6 +23,7 @@ from .callbacks import FixedLatentSamples
 from .callbacks.metrics import last_quality_values
 from .callbacks.run_record import device_names
 from .checkpointing import checkpoint_folders, newest_checkpoint
+from .run_directory import LAST_CHECKPOINT
 
 # packages whose deprecation warnings about their own internals are for their authors, not for our users
 LIBRARIES = ("pytorch_lightning", "lightning_fabric", "lightning", "torch", "torchvision", "torchmetrics",
@@ -66,7 +67,7 @@ def run_files(trainer) -> dict[str, Path]:
     """The run's files a user looks for next: the last checkpoint, the sample grids and the TensorBoard folder (each
     only if the run wrote it)."""
     folders = [Path(folder) for folder in checkpoint_folders(trainer)]
-    last = next((folder / "last.ckpt" for folder in folders if (folder / "last.ckpt").is_file()), None)
+    last = next((folder / LAST_CHECKPOINT for folder in folders if (folder / LAST_CHECKPOINT).is_file()), None)
     files = {"last checkpoint": last or newest_checkpoint(*folders)}
     files["sample grids"] = next((callback.directory for callback in trainer.callbacks
                                   if isinstance(callback, FixedLatentSamples) and callback.directory), None)
@@ -110,7 +111,7 @@ def next_commands(cfg, files: dict[str, Path], overrides: list[str] | None) -> l
 
 def summary(cfg, trainer, module, first_g_step: int, seconds: float, overrides: list[str] | None) -> str:
     done = module.g_step - first_g_step
-    status = "done" if module.g_step >= cfg.train.steps else "stopped"
+    status = "done" if module.g_step >= module.steps else "stopped"
     lines = [f"sngan-repro: {status}, {module.g_step} of {cfg.train.steps} generator updates ({done} in "
              f"{_duration(seconds)}, {done / seconds if seconds > 0 else 0.0:.2f} it/s)"]
     values = {**{name: module.last_metrics[name] for name in ("loss/d", "loss/g") if name in module.last_metrics},

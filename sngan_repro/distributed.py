@@ -30,12 +30,43 @@ import torch.distributed as dist
 from pytorch_lightning.overrides.distributed import _register_ddp_comm_hook
 from pytorch_lightning.strategies import DDPStrategy
 from torch import nn
+from torch.distributed.nn.functional import all_gather
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
 from .errors import ConfigError
+from .models import NETWORKS
 
-NETWORKS = ("generator", "discriminator")
+
+def rank_share(setting: str, global_size: int, world_size: int) -> int:
+    """Each rank's equal share of a global count (``train.batch_size`` and ``train.g_batch_size`` are global batches:
+    all ranks together); ``setting`` names it in the refusal of a count that does not split evenly."""
+    if global_size % world_size:
+        raise ConfigError(f"{setting}={global_size} does not split evenly over the {world_size} ranks (trainer.devices "
+                          f"x trainer.num_nodes); it is the global batch, so use a multiple of {world_size}.")
+    return global_size // world_size
+
+
+class Ranks:
+    """This process's place among the ranks and the two collectives a loss may need over the global batch.
+
+    ``mean`` averages per-rank means of equal shares (the global batch's mean); ``gather`` concatenates every rank's
+    rows with the gradient flowing back to each rank's own, so that a term over pairs of samples sees the global
+    batch as one process does (DDP's gradient average undoes the sum the gather's backward makes over the ranks'
+    identical terms). In one process both return their input."""
+
+    def __init__(self, rank: int = 0, world_size: int = 1, strategy=None):
+        self.rank, self.world_size, self.strategy = rank, world_size, strategy
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        return self.strategy.reduce(values, reduce_op="mean") if self.world_size > 1 else values
+
+    def gather(self, rows: torch.Tensor) -> torch.Tensor:
+        return torch.cat(all_gather(rows)) if self.world_size > 1 else rows
+
+    def own_rows(self, draw: torch.Tensor) -> torch.Tensor:
+        """This rank's rows ``rank::world_size`` of a draw made for all ranks' samples together."""
+        return draw[self.rank :: self.world_size]
 
 
 class _SumOverRanks(torch.autograd.Function):

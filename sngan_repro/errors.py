@@ -2,9 +2,6 @@
 
 from collections.abc import Callable
 
-#: the file in a run's directory holding the sentence that stopped it, as "ErrorClass: sentence"
-ERROR_FILE = "error.txt"
-
 
 class SnganReproError(Exception):
     """Base class of the errors the command line reports as one sentence, without a traceback."""

@@ -7,56 +7,22 @@ of ``metrics.measures`` (their ``every`` is ignored), as during training.
 
 import functools
 import json
-import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .config import (
-    CONFIG_DIR,
-    check_checkpoint,
-    check_folders_writable,
-    metric_cache_folders,
-    resolve,
-    settings_of,
-    with_data_dir,
-)
+from .config import CONFIG_DIR, resolve, settings_of, with_data_dir
 from .data import build_datamodule
-from .errors import CheckpointError, ConfigError, SnganReproError
+from .errors import ConfigError, SnganReproError
 from .metrics import MetricSetup, instantiate_metrics
-from .metrics.base import check_heldout
-from .module import GAN
+from .metrics.base import check_heldout, metric_cache_folders
+from .module import load_gan
 from .overrides import run_command
-
-PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torch-fidelity", "hydra-core", "numpy",
-            "scipy", "sngan-repro")
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
-def load_module(path, device) -> GAN:
-    check_checkpoint(path)
-    try:
-        module = GAN.load_from_checkpoint(path, map_location=device, weights_only=True)
-    except SnganReproError:
-        raise
-    except Exception as error:  # unpickling / key errors of a foreign or damaged file
-        raise CheckpointError(f"ckpt={path} could not be loaded as a sngan_repro checkpoint "
-                              f"({type(error).__name__}: {error}).") from error
-    return module.to(device).eval()
+from .run_directory import RunDirectory, check_folders_writable, versions
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -64,8 +30,8 @@ def evaluate(cfg: DictConfig) -> dict:
     resolve(cfg)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
     default_name = f"{Path(cfg.ckpt).stem}_{cfg.choices.get('metrics')}.json"
-    output = Path(cfg.output) if cfg.output else Path(cfg.ckpt).resolve().parent.parent / "evaluation" / default_name
-    module = load_module(cfg.ckpt, device)
+    output = Path(cfg.output) if cfg.output else RunDirectory.of_checkpoint(cfg.ckpt).evaluation / default_name
+    module = load_gan(cfg.ckpt, device)
     check_folders_writable({"output": str(output.parent), **metric_cache_folders(cfg)})  # before the metrics' work
     metrics = instantiate_metrics(cfg.metrics)
     if not metrics:
@@ -91,7 +57,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "results": {name: {"value": value, "protocol": protocols.get(name, "")} for name, value in results.items()},
         "train_config": OmegaConf.to_container(module.cfg),
         "evaluation_config": OmegaConf.to_container(cfg.metrics),
-        "versions": library_versions(),
+        "versions": versions(),
         "device": str(device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

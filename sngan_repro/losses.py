@@ -5,6 +5,11 @@ Each loss maps (D(x), D(G(z))) to the discriminator loss and D(G(z)) to the gene
 as written in Miyato et al. 2018 (Sec. 4, Eqs. 15-17; WGAN-GP as in Gulrajani et al.). A loss with
 training state (BEGAN's k_t) keeps it in buffers: losses are modules of the LightningModule, so the
 state is in every checkpoint and a resumed run continues it exactly.
+
+What a loss needs beyond the critic's outputs it takes itself through two hooks, so that the training module never
+asks which loss it runs: ``generator_loss`` reads the critic as it likes (EBGAN: its embeddings too), and
+``after_generator_update`` updates the loss's state (BEGAN's k_t); both get ``ranks`` (``distributed.Ranks``) for
+the global batch's means and rows under DDP.
 """
 
 import torch
@@ -12,14 +17,20 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def at_loss_precision(outputs: torch.Tensor) -> torch.Tensor:
+    """Critic outputs in at least float32: under mixed precision the losses and the logged means are still taken
+    at full precision (a bfloat16 mean of 64 scores keeps 3 digits)."""
+    return outputs.to(torch.promote_types(outputs.dtype, torch.float32))
+
+
 class GANLoss(nn.Module):
-    """Interface: ``discriminator(d_real, d_fake)`` and ``generator(d_fake)`` (``generator(d_fake, embeddings)``
-    when ``reads_embeddings``), all scalars; a loss with state keeps it in buffers, updates it in
-    ``after_generator_update`` and reports it with ``logged``. ``critic_output`` is what it reads from the critic:
-    "score" (a logit or critic value) or "energy" (an autoencoder's reconstruction loss)."""
+    """Interface: ``discriminator(d_real, d_fake)`` and ``generator(d_fake)``, both scalars, and the two hooks of
+    the module's doc; a loss with state keeps it in buffers and reports it with ``logged``. ``critic_output`` is
+    what it reads from the critic: "score" (a logit or critic value) or "energy" (an autoencoder's reconstruction
+    loss)."""
 
     critic_output = "score"
-    #: whether ``generator`` also takes the critic's embeddings of the generated images (EBGAN's pulling-away term)
+    #: whether it compares the critic's embeddings of pairs of generated images (EBGAN's pulling-away term)
     reads_embeddings = False
 
     def discriminator(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
@@ -28,9 +39,14 @@ class GANLoss(nn.Module):
     def generator(self, d_fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def after_generator_update(self, real_energy: torch.Tensor, fake_energy: torch.Tensor) -> None:
-        """Update the loss's state from the mean D(x) of the last critic update and the mean D(G(z)) of the
-        generator update that followed it (both over all ranks)."""
+    def generator_loss(self, critic: nn.Module, fake: torch.Tensor, ranks) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the generator's loss, D(G(z))) for generated images ``fake``."""
+        d_fake = at_loss_precision(critic(fake))
+        return self.generator(d_fake), d_fake
+
+    def after_generator_update(self, d_real: torch.Tensor, d_generated: torch.Tensor, ranks) -> None:
+        """Update the loss's state after a generator update, from D(x) of the critic update before it and D(G(z))
+        of the generator update (this rank's outputs; ``ranks.mean`` of their means is the global batch's)."""
 
     def logged(self) -> dict[str, torch.Tensor]:
         """The loss's state and diagnostics to log (device tensors)."""
@@ -91,7 +107,9 @@ class BEGANLoss(GANLoss):
         return d_fake.mean()
 
     @torch.no_grad()
-    def after_generator_update(self, real_energy, fake_energy) -> None:
+    def after_generator_update(self, d_real, d_generated, ranks) -> None:
+        # from the global batch's means, so that every rank keeps the same k
+        real_energy, fake_energy = ranks.mean(torch.stack([d_real.mean(), d_generated.mean()]))
         balance = self.gamma * real_energy - fake_energy
         self.convergence.copy_(real_energy + balance.abs())
         self.k.add_(self.lambda_k * balance).clamp_(0.0, 1.0)
@@ -122,6 +140,11 @@ class EBGANLoss(GANLoss):
 
     def generator(self, d_fake, embeddings):
         return d_fake.mean() + self.pulling_away * pulling_away_term(embeddings)
+
+    def generator_loss(self, critic, fake, ranks):
+        # the pulling-away term over the global batch's pairs, as in one process
+        d_fake, embeddings = map(at_loss_precision, critic.energies_and_embeddings(fake))
+        return self.generator(d_fake, ranks.gather(embeddings)), d_fake
 
 
 def pulling_away_term(embeddings: torch.Tensor) -> torch.Tensor:

@@ -15,8 +15,8 @@ import torch
 from pytorch_lightning.plugins.precision import MixedPrecision
 
 from .errors import ConfigError
+from .models import NETWORKS
 
-NETWORKS = ("generator", "discriminator")
 FLOAT16_PRECISIONS = ("16-mixed", "16")
 
 

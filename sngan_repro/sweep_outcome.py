@@ -16,15 +16,15 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from .callbacks.run_record import read_record
-from .errors import ERROR_FILE, TrainingDivergedError
+from .errors import TrainingDivergedError
+from .run_directory import ERROR_FILE, RunDirectory
 
 
 def job_line(run: Path, error: str | None) -> str:
     """One line of a sweep's end: the run's folder, its overrides, how it ended and its last metric values."""
-    overrides_file = run / ".hydra" / "overrides.yaml"
-    overrides = " ".join(OmegaConf.load(overrides_file)) if overrides_file.is_file() else ""
-    record = read_record(run)
+    directory = RunDirectory(run)
+    overrides = " ".join(OmegaConf.load(directory.overrides_file)) if directory.overrides_file.is_file() else ""
+    record = directory.read_record()
     if error is not None:
         outcome = f"failed: {error}"
     else:
@@ -44,8 +44,9 @@ class SweepOutcome(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         folder = Path(config.hydra.sweep.dir)
         runs = sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
-        errors = {run: (run / ERROR_FILE).read_text().strip() for run in runs
-                  if (run / ERROR_FILE).is_file() and (run / ERROR_FILE).stat().st_mtime >= self.started}
+        error_files = {run: RunDirectory(run).error_file for run in runs}
+        errors = {run: file.read_text().strip() for run, file in error_files.items()
+                  if file.is_file() and file.stat().st_mtime >= self.started}
         print(f"sngan-repro: sweep of {len(runs)} runs in {folder}", flush=True)
         for run in runs:
             print(f"  {job_line(run, errors.get(run))}", flush=True)

@@ -20,27 +20,26 @@ from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
 
 from .callbacks import Preemption
 from .callbacks.run_record import hydra_overrides
-from .checkpointing import AtomicCheckpointIO, checkpoint_folders, disk_full_cause, disk_full_error
-from .config import (
-    CONFIG_DIR,
-    CONFIG_NAME,
-    check_batch_split,
+from .checkpointing import (
+    AtomicCheckpointIO,
     check_checkpoint,
-    check_folders_writable,
     check_networks_match,
-    metric_cache_folders,
-    resolve,
-    settings_of,
-    validate,
+    checkpoint_folders,
+    disk_full_cause,
+    disk_full_error,
 )
+from .config import CONFIG_DIR, CONFIG_NAME, resolve, settings_of, validate
 from .console import banner, quiet_libraries, summary
 from .data import build_datamodule
-from .errors import ERROR_FILE, ConfigError, SnganReproError
+from .distributed import rank_share
+from .errors import ConfigError, SnganReproError
 from .instantiate import instantiate_checked
+from .metrics.base import metric_cache_folders
 from .module import GAN
 from .nn import initialize_from_data_
 from .overrides import run_command
 from .precision import precision_arguments
+from .run_directory import RunDirectory, check_folders_writable
 
 
 def instantiate_callbacks(cfg: DictConfig) -> list[pl.Callback]:
@@ -78,33 +77,27 @@ def check_process_launch(trainer: pl.Trainer) -> None:
                           f"multi-device ones one at a time without -m.")
 
 
-def own_last_checkpoint(output_dir: Path) -> Path | None:
-    """The run directory's own ``last.ckpt`` (left by a preempted, requeued or crashed run of this directory)."""
-    last = output_dir / "checkpoints" / "last.ckpt"
-    return last if last.is_file() else None
-
-
 def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
     """Train as ``cfg`` says and return the trained module; the run directory is ``cfg.paths.output_dir``.
     ``callbacks`` join those of ``cfg.callbacks`` (e.g. ``scripts/bench_train.py``'s timer)."""
     validate(resolve(cfg))
     output_dir = Path(cfg.paths.output_dir)
     check_folders_writable({"paths.output_dir": str(output_dir), **metric_cache_folders(cfg)})
-    last = None if cfg.ckpt_path else own_last_checkpoint(output_dir)
-    if last is not None:  # given no checkpoint, a run continues from its own
+    # given no checkpoint, a run continues from its own (left by a preempted, requeued or crashed run)
+    last = None if cfg.ckpt_path else RunDirectory(output_dir).last_checkpoint()
+    if last is not None:
         with open_dict(cfg):
             cfg.ckpt_path = str(check_checkpoint(last))
         print(f"Continuing this run from its own {cfg.ckpt_path}", file=sys.stderr)
 
     trainer = build_trainer(cfg, output_dir, callbacks)  # refuses bad callback or logger settings before reading data
-    check_batch_split(cfg, trainer.world_size)
-    check_process_launch(trainer)
     with open_dict(cfg):  # the batch each process takes, once the number of processes is known (a record)
         cfg.train.world_size = trainer.world_size
-        cfg.train.batch_size_per_rank = cfg.train.batch_size // trainer.world_size
-        cfg.train.g_batch_size_per_rank = cfg.train.g_batch_size // trainer.world_size
+        for key in ("batch_size", "g_batch_size"):
+            cfg.train[f"{key}_per_rank"] = rank_share(f"train.{key}", cfg.train[key], trainer.world_size)
+    check_process_launch(trainer)
     if trainer.is_global_zero:
-        (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        RunDirectory(output_dir).write_config(OmegaConf.to_yaml(cfg))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)  # every rank initializes alike (DDP checks it too)
     module = GAN(cfg)  # cheap, and refuses sizes or options the architecture cannot serve
     if cfg.ckpt_path:
@@ -141,10 +134,10 @@ def main(cfg: DictConfig) -> None:
         run(cfg)
     except SnganReproError as error:
         print(f"error: {error}", file=sys.stderr)
-        output_dir = Path(cfg.paths.output_dir)
-        if output_dir.is_dir():
+        run_directory = RunDirectory(cfg.paths.output_dir)
+        if run_directory.path.is_dir():
             with contextlib.suppress(OSError):  # e.g. the disk is full: the sentence is on stderr anyway
-                (output_dir / ERROR_FILE).write_text(f"{type(error).__name__}: {error}\n")
+                run_directory.write_error(error)
         # in a sweep one failed run (e.g. a diverging setting) must not stop the others
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             sys.exit(2)

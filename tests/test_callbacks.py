@@ -18,7 +18,7 @@ from sngan_repro import compose
 from sngan_repro.errors import ConfigError
 from sngan_repro.evaluate import evaluate
 from sngan_repro.metrics import Metric
-from sngan_repro.train import run
+from sngan_repro.train import instantiate_callbacks, run
 
 SAMPLES = 32
 
@@ -87,11 +87,34 @@ def test_bad_metric_and_callback_entries_are_refused_with_one_sentence(tmp_path,
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_callbacks_are_given_their_settings_when_built(tmp_path):
+    """Every callback gets what it reads as constructor arguments from conf/callbacks (interpolated from train.*,
+    dataset.*, metrics.*), so a setting renamed on either side fails before training, naming it, not at run time."""
+    overrides = tiny_run_overrides(tmp_path, 7, "train.sample_every=3", "train.diagnostics_every=2",
+                                   "train.checkpoint_every=4", "metrics=digits", "trainer.enable_progress_bar=true")
+    built = {type(callback).__name__: callback for callback in instantiate_callbacks(compose(overrides))}
+    assert {name: getattr(built[name], "steps", None) for name in built} == {
+        "GeneratorStepCheckpoint": 7, "BestCheckpoint": 7, "FixedLatentSamples": 7, "MetricsCallback": 7,
+        "SpectralDiagnostics": 7, "HParamsSummary": None, "GeneratorStepProgressBar": 7, "RunRecord": 7,
+        "Preemption": None}
+    assert (built["FixedLatentSamples"].every_n_g_steps, built["SpectralDiagnostics"].every_n_g_steps,
+            built["GeneratorStepCheckpoint"].every_n_g_steps) == (3, 2, 4)
+    assert (built["SpectralDiagnostics"].channels, built["SpectralDiagnostics"].image_size) == (1, 16)
+    assert list(built["MetricsCallback"].metrics) == ["digits"] and built["MetricsCallback"].required
+    assert built["HParamsSummary"].hparams["norm"] == "sn" and built["HParamsSummary"].hparams["steps"] == 7
+    assert built["RunRecord"].choices["dataset"] == "digits" and built["RunRecord"].batch_size == 16
+
+    with pytest.raises(ConfigError, match=r"FixedLatentSamples.*steps"):  # a callback missing a setting
+        instantiate_callbacks(compose([*overrides, "~callbacks.samples.steps"]))
+    with pytest.raises(ConfigError, match=r"train\.sample_every"):  # a setting a callback reads, renamed
+        compose([*overrides, "~train.sample_every", "+train.sample_period=3"])
+
+
 @pytest.mark.slow
 def test_a_callback_is_added_and_removed_from_the_command_line(tmp_path):
     """Through the real command line: a second sample-grid callback into another folder; the default one off."""
     extra = ("+callbacks.every_other={_target_: sngan_repro.callbacks.FixedLatentSamples, every_n_g_steps: 2, "
-             f"directory: {tmp_path / 'extra'}}}")
+             f"steps: ${{train.steps}}, directory: {tmp_path / 'extra'}}}")
     command = [sys.executable, "-m", "sngan_repro.train",
                *tiny_run_overrides(tmp_path / "run", 5, extra, "callbacks.samples=null", "logger=none")]
     # (in tmp_path: Hydra's own folder for the job, outputs/<time>, lands there)

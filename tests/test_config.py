@@ -189,7 +189,7 @@ def test_every_checkpoint_load_is_weights_only(tmp_path, trained_checkpoint, mon
     """Resuming (the check, then Lightning's own load) and evaluating read checkpoints with weights_only=True."""
     from conftest import tiny_run_overrides
 
-    from sngan_repro.evaluate import load_module
+    from sngan_repro.module import load_gan
     from sngan_repro.train import run
 
     torch_load, calls = torch.load, []
@@ -200,7 +200,7 @@ def test_every_checkpoint_load_is_weights_only(tmp_path, trained_checkpoint, mon
 
     monkeypatch.setattr(torch, "load", recording_load)
     run(compose(tiny_run_overrides(tmp_path, 3, "logger=none", f"ckpt_path={trained_checkpoint}")))
-    load_module(trained_checkpoint, torch.device("cpu"))
+    load_gan(trained_checkpoint, torch.device("cpu"))
     assert len(calls) >= 4 and all(calls), calls
 
 

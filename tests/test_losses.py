@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sngan_repro.distributed import Ranks
 from sngan_repro.losses import HingeLoss, NonSaturatingLoss, WassersteinLoss
 
 torch.manual_seed(0)
@@ -46,7 +47,7 @@ def test_began_k_follows_its_update_and_stays_in_0_1_on_hand_made_energies():
         d_real, d_fake = torch.full((4,), real), torch.tensor([fake - 0.1, fake, fake, fake + 0.1])
         assert loss.discriminator(d_real, d_fake).item() == pytest.approx(real - k * fake)
         assert loss.generator(d_fake).item() == pytest.approx(fake)
-        loss.after_generator_update(d_real.mean(), d_fake.mean())
+        loss.after_generator_update(d_real, d_fake, Ranks())  # one process: the batch's own means
         k = min(1.0, max(0.0, k + 0.4 * (0.5 * real - fake)))
         assert loss.k.item() == pytest.approx(k)
         assert loss.logged()["began/m_global"].item() == pytest.approx(real + abs(0.5 * real - fake))
@@ -57,7 +58,7 @@ def test_began_k_is_in_the_state_dict():
     from sngan_repro.losses import BEGANLoss
 
     loss = BEGANLoss()
-    loss.after_generator_update(torch.tensor(2.0), torch.tensor(0.0))
+    loss.after_generator_update(torch.tensor([2.0]), torch.tensor([0.0]), Ranks())
     restored = BEGANLoss()
     restored.load_state_dict(loss.state_dict())
     assert restored.k.item() == loss.k.item() == pytest.approx(0.001)

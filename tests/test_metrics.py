@@ -15,7 +15,7 @@ from sngan_repro.callbacks import MetricsCallback
 from sngan_repro.data import DigitsDataModule, SyntheticDataModule
 from sngan_repro.data.pixels import to_uint8_rounded, to_uint8_truncated, uint8_to_range
 from sngan_repro.errors import MetricsUnavailableError
-from sngan_repro.metrics import MetricSetup, instantiate_metrics, scores
+from sngan_repro.metrics import MetricSetup, scores
 from sngan_repro.metrics.inception import load_inception
 from sngan_repro.metrics.scores import (
     count_tag,
@@ -120,11 +120,11 @@ def test_offline_training_goes_on_without_inception_unless_required(capsys):
     cfg = compose(["metrics=train_fast", "dataset=digits"])
     setup = MetricSetup(DigitsDataModule(), torch.device("cpu"), dict(cfg.dataset))
     with _offline():
-        callback = MetricsCallback(instantiate_metrics(cfg.metrics), required=False)
+        callback = MetricsCallback(cfg.metrics.measures, cfg.train.steps, cfg.dataset, required=False)
         callback._prepare(setup)
         assert callback.metrics == {} and callback.logged_names() == {}
         assert "warning: The Inception weights could not be downloaded" in capsys.readouterr().err
-        required = MetricsCallback(instantiate_metrics(cfg.metrics), required=True)
+        required = MetricsCallback(cfg.metrics.measures, cfg.train.steps, cfg.dataset, required=True)
         with pytest.raises(MetricsUnavailableError):
             required._prepare(setup)
 

@@ -7,14 +7,21 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from conftest import tiny_run_overrides
 
 from sngan_repro import compose
-from sngan_repro.checkpointing import AtomicCheckpointIO
-from sngan_repro.config import check_checkpoint
+from sngan_repro.checkpointing import AtomicCheckpointIO, check_checkpoint
 from sngan_repro.errors import DiskFullError, TrainingDivergedError
 from sngan_repro.train import run
+
+
+class NoTraining(pl.Callback):
+    """Fails the test at the first training step: a refusal due before training must come before it."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        pytest.fail("trained")
 
 
 def _fail_half_way(monkeypatch, should_fail):
@@ -129,27 +136,22 @@ def test_a_diverging_loss_stops_the_run_naming_the_step_and_the_last_good_checkp
     (3, 4, 6, 4),    # found at the logging step 6: the checkpoint of step 4 is the last
     (10, 3, 6, 3),   # found when the checkpoint of step 6 was to be written: it is not, step 3's stays
 ], ids=["at-a-logging-step", "at-a-checkpoint"])
-def test_a_non_finite_weight_stops_the_run_even_with_finite_losses(tmp_path, monkeypatch, log_every,
-                                                                     checkpoint_every, found_at, good_step):
-    """The generator's BN running variance becomes infinite in update 5. Training mode normalizes by batch
+def test_a_non_finite_weight_stops_the_run_even_with_finite_losses(tmp_path, log_every, checkpoint_every, found_at,
+                                                                     good_step):
+    """The generator's BN running variance becomes infinite after update 5. Training mode normalizes by batch
     statistics, so the losses stay finite (only eval-mode samples would show it); the weight check stops the run at
     the next logging step or checkpoint, whichever comes first, and no checkpoint holding it is written."""
-    from sngan_repro.module import GAN
 
-    original = GAN._generator_update
+    class PoisonAfterUpdate5(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if pl_module.generator_stepped and pl_module.g_step == 5:
+                norm = next(m for m in pl_module.generator.modules() if isinstance(m, torch.nn.BatchNorm2d))
+                norm.running_var[0] = float("inf")
 
-    def poison_in_update_5(self, opt):
-        outputs = original(self, opt)
-        if self.g_step == 4:  # counted after this update returns
-            norm = next(m for m in self.generator.modules() if isinstance(m, torch.nn.BatchNorm2d))
-            norm.running_var[0] = float("inf")
-        return outputs
-
-    monkeypatch.setattr(GAN, "_generator_update", poison_in_update_5)
     good = tmp_path / "checkpoints" / "last.ckpt"
     overrides = ("logger=none", f"train.log_every={log_every}", f"train.checkpoint_every={checkpoint_every}")
     with pytest.raises(TrainingDivergedError) as raised:
-        run(compose(tiny_run_overrides(tmp_path, 20, *overrides)))
+        run(compose(tiny_run_overrides(tmp_path, 20, *overrides)), callbacks=[PoisonAfterUpdate5()])
     assert str(raised.value).startswith(f"Training diverged at generator step {found_at}: generator weight ")
     assert f"running_var holds inf; the last good checkpoint, {good} (generator step {good_step}), is kept" \
         in str(raised.value)
@@ -162,21 +164,20 @@ def test_a_non_finite_weight_stops_the_run_even_with_finite_losses(tmp_path, mon
     ("norm=san", "norm=sn there, san here"),
     ("dataset.image_size=24", "dataset.image_size=16 there, 24 here"),
 ])
-def test_a_checkpoint_of_other_networks_is_refused_before_training(tmp_path, monkeypatch, change, named):
+def test_a_checkpoint_of_other_networks_is_refused_before_training(tmp_path, change, named):
     """Resuming with another width, normalization or image size than the checkpoint's run: one sentence naming the
     file, the first weight that differs and the settings that differ, before any update (none is made)."""
     from sngan_repro.errors import CheckpointError
-    from sngan_repro.module import GAN
 
     run(compose(tiny_run_overrides(tmp_path / "first", 2, "logger=none")))
     checkpoint = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    monkeypatch.setattr(GAN, "training_step", lambda *args: pytest.fail("trained"))
     shape = r"(of shape \[[0-9, ]*\]|absent)"
     with pytest.raises(CheckpointError, match=rf"^ckpt_path='{checkpoint}' holds other networks than this run builds "
                                               rf"\(\S+ is {shape} there and {shape} here; (.+; )?{named}(; .+)?\); "
                                               rf"resume with the settings it was written with, or start a new run "
                                               rf"without ckpt_path\.$"):
-        run(compose(tiny_run_overrides(tmp_path / "second", 4, "logger=none", change, f"ckpt_path={checkpoint}")))
+        run(compose(tiny_run_overrides(tmp_path / "second", 4, "logger=none", change, f"ckpt_path={checkpoint}")),
+            callbacks=[NoTraining()])
 
 
 def _occupy_the_next_seconds(folder: Path, seconds: int) -> None:
@@ -219,21 +220,18 @@ def test_runs_and_sweeps_started_in_the_same_second_get_their_own_directories(tm
 
 @pytest.mark.parametrize(("override", "field"), [("paths.output_dir={blocked}/run", "paths.output_dir"),
                                                  ("paths.cache_dir={blocked}/cache", "paths.cache_dir")])
-def test_a_folder_that_cannot_be_written_is_named_by_its_field_before_training(tmp_path, monkeypatch, override,
-                                                                              field):
+def test_a_folder_that_cannot_be_written_is_named_by_its_field_before_training(tmp_path, override, field):
     """A run folder or a metric cache under a file (as an unwritable or mistyped folder would): one sentence naming
     the config field, before any update (the digits metrics cache their classifier and statistics there)."""
     from sngan_repro.errors import ConfigError
-    from sngan_repro.module import GAN
 
     blocked = tmp_path / "a_file"
     blocked.write_text("")
-    monkeypatch.setattr(GAN, "training_step", lambda *args: pytest.fail("trained"))
     overrides = tiny_run_overrides(tmp_path / "run", 2, "metrics=digits", f"paths.cache_dir={tmp_path}/cache",
                                    override.format(blocked=blocked))
     with pytest.raises(ConfigError, match=rf"^The folder {blocked}/\w+ \({field}\) cannot be written \(Not a "
                                           rf"directory\); set {field} to a location this user can write\.$"):
-        run(compose(overrides))
+        run(compose(overrides), callbacks=[NoTraining()])
 
 
 def _side_by_side(command_lines: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess]:

@@ -15,7 +15,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from sngan_repro.callbacks import RunRecord, run_record
+from sngan_repro import run_directory
+from sngan_repro.callbacks import run_record
+from sngan_repro.run_directory import RunDirectory
 from sngan_repro.train import run
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -82,14 +84,14 @@ def test_an_untracked_copy_inside_another_repository_records_no_commit(tmp_path)
     git("init", "-q")
     git("add", "README")
     git("commit", "-q", "-m", "another project")
-    assert run_record.git_state(tmp_path) is None
+    assert run_directory.git_state(tmp_path) is None
     git("add", "sngan_repro")
     git("commit", "-q", "-m", "the source")
     commit = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True,
                             check=True).stdout.strip()
-    assert run_record.git_state(tmp_path) == {"commit": commit, "dirty": False}
+    assert run_directory.git_state(tmp_path) == {"commit": commit, "dirty": False}
     (tmp_path / "sngan_repro" / "__init__.py").write_text("changed = True\n")
-    assert run_record.git_state(tmp_path) == {"commit": commit, "dirty": True}
+    assert run_directory.git_state(tmp_path) == {"commit": commit, "dirty": True}
 
 
 def test_a_run_that_raises_records_the_failure(tiny_cfg, tmp_path):
@@ -114,8 +116,8 @@ def test_a_resumed_run_appends_a_session_and_keeps_the_earlier_one(tiny_cfg, tmp
 
 
 def test_the_update_method_sets_fields_and_keeps_the_others(tmp_path):
-    RunRecord.update(tmp_path, status="running", g_step=3)
-    assert RunRecord.update(tmp_path, status="preempted") == {"status": "preempted", "g_step": 3}
+    RunDirectory(tmp_path).update_record(status="running", g_step=3)
+    assert RunDirectory(tmp_path).update_record(status="preempted") == {"status": "preempted", "g_step": 3}
     assert _record(tmp_path) == {"status": "preempted", "g_step": 3}
 
 

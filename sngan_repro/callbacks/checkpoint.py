@@ -3,27 +3,28 @@
 Under manual optimization ``trainer.global_step`` counts the optimizer steps of both networks,
 so ModelCheckpoint's own ``every_n_train_steps`` does not count what the papers call iterations.
 ``GeneratorStepCheckpoint`` saves on the schedule of ``callbacks.schedule`` (every
-``every_n_g_steps`` generator updates and after the last; 0: the final checkpoint only);
-``BestCheckpoint`` keeps the best checkpoint by a logged metric, checked whenever it is measured.
+``every_n_g_steps`` generator updates and after the last of the run's ``steps``; 0: the final checkpoint
+only); ``BestCheckpoint`` keeps the best checkpoint by a logged metric, checked whenever it is measured.
 """
 
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from ..errors import ConfigError
+from ..run_directory import BEST_CHECKPOINT_TEMPLATE, CHECKPOINT_TEMPLATE
 from .schedule import GeneratorStepCallback, is_due
 
 
 class GeneratorStepCheckpoint(ModelCheckpoint):
-    def __init__(self, every_n_g_steps: int, **kwargs):
-        kwargs.setdefault("filename", "g_step={g_step:07d}")
+    def __init__(self, every_n_g_steps: int, steps: int, **kwargs):
+        kwargs.setdefault("filename", CHECKPOINT_TEMPLATE)
         kwargs.setdefault("auto_insert_metric_name", False)
         kwargs.setdefault("save_last", True)
         super().__init__(every_n_epochs=1, **kwargs)  # the epoch's end is the run's end: the final checkpoint
-        self.every_n_g_steps = every_n_g_steps
+        self.every_n_g_steps, self.steps = every_n_g_steps, steps
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if (not pl_module.generator_stepped or not is_due(pl_module, self.every_n_g_steps)
+        if (not pl_module.generator_stepped or not is_due(pl_module.g_step, self.every_n_g_steps, self.steps)
                 or self._should_skip_saving_checkpoint(trainer)):
             return
         candidates = self._monitor_candidates(trainer)
@@ -40,9 +41,10 @@ class BestCheckpoint(GeneratorStepCheckpoint):
     """``best-g_step=...ckpt``: the checkpoint with the best ``monitor`` value (``mode`` min or max), checked at
     the generator steps at which the callback logging ``monitor`` measures it. ``monitor=None``: inactive."""
 
-    def __init__(self, monitor: str | None, mode: str = "min", **kwargs):
-        kwargs.setdefault("filename", "best-g_step={g_step:07d}")
-        super().__init__(every_n_g_steps=0, monitor=monitor, mode=mode, save_top_k=1, save_last=False, **kwargs)
+    def __init__(self, monitor: str | None, steps: int, mode: str = "min", **kwargs):
+        kwargs.setdefault("filename", BEST_CHECKPOINT_TEMPLATE)
+        super().__init__(every_n_g_steps=0, steps=steps, monitor=monitor, mode=mode, save_top_k=1, save_last=False,
+                         **kwargs)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         super().setup(trainer, pl_module, stage)

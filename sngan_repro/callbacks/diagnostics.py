@@ -62,15 +62,16 @@ def spectral_report(discriminator: nn.Module, input_sizes: dict) -> dict[str, fl
 
 
 class SpectralDiagnostics(GeneratorStepCallback):
-    """Writes ``spectral/<layer>/<quantity>`` on the schedule of ``GeneratorStepCallback`` (0: off)."""
+    """Writes ``spectral/<layer>/<quantity>`` on the schedule of ``GeneratorStepCallback`` (0: off), for a critic of
+    images of ``channels`` x ``image_size`` x ``image_size``."""
 
-    def __init__(self, every_n_g_steps: int):
-        super().__init__(every_n_g_steps)
+    def __init__(self, every_n_g_steps: int, steps: int, channels: int, image_size: int):
+        super().__init__(steps, every_n_g_steps)
+        self.channels, self.image_size = channels, image_size
         self.input_sizes: dict = {}
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        dataset = pl_module.cfg.dataset
-        self.input_sizes = conv_input_sizes(pl_module.discriminator, dataset.channels, dataset.image_size)
+        self.input_sizes = conv_input_sizes(pl_module.discriminator, self.channels, self.image_size)
 
     @rank_zero_only
     def act(self, trainer, pl_module) -> None:

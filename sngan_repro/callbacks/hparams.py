@@ -17,22 +17,24 @@ def _options(prefix: str, node) -> dict:
             if key != "_target_" and (value is None or isinstance(value, (bool, int, float, str)))}
 
 
-def hparams_of(cfg) -> dict:
-    """The run's identity for comparisons: group choices, seed, the settings sweeps vary and every scalar
-    setting of the normalizations (e.g. SAN's mode), so that no result is separated from how it was made."""
-    choices = cfg.get("choices") or {}
-    params = {group: str(choices.get(group)) for group in GROUPS}
-    params.update({"seed": cfg.seed, "steps": cfg.train.steps, "batch_size": cfg.train.batch_size,
-                   "lr_g": cfg.optim.lr_g, "lr_d": cfg.optim.lr_d, "n_dis": cfg.optim.n_dis, "width": cfg.arch.width,
-                   "head": cfg.arch.head, "variant": str(cfg.arch.get("variant"))})
-    params.update(_options("norm", cfg.norm))
-    params.update(_options("gen_norm", cfg.gen_norm))
+def hparams_of(choices, settings, normalizations) -> dict:
+    """The run's identity for comparisons: group choices, the settings sweeps vary (seed, length, batch, learning
+    rates, ...) and every scalar setting of the normalizations ({"norm": node, "gen_norm": node}, e.g. SAN's
+    mode), so that no result is separated from how it was made."""
+    params = {group: str((choices or {}).get(group)) for group in GROUPS}
+    params.update(settings)
+    for name, node in normalizations.items():
+        params.update(_options(name, node))
     return params
 
 
 class HParamsSummary(Callback):
-    """Declares the run's hyper-parameters and the metric tags the HParams tab shows: the losses and every
-    scalar the run's periodic callbacks log; the values are the latest of those scalars."""
+    """Declares the run's hyper-parameters (``hparams_of`` its ``choices``, ``settings`` and ``normalizations``) and
+    the metric tags the HParams tab shows: the losses and every scalar the run's periodic callbacks log; the values
+    are the latest of those scalars."""
+
+    def __init__(self, choices, settings, normalizations):
+        self.hparams = hparams_of(choices, dict(settings), normalizations)
 
     @rank_zero_only
     def on_fit_start(self, trainer, pl_module) -> None:
@@ -40,7 +42,7 @@ class HParamsSummary(Callback):
                   for name in callback.logged_names()]
         names = ["loss/d", "loss/g", *logged]
         # the summary alone: TensorBoardLogger.log_hyperparams would also log placeholder values at step 0
-        experiment, start, end = hparams(hparams_of(pl_module.cfg), {name: 0.0 for name in names})
+        experiment, start, end = hparams(self.hparams, {name: 0.0 for name in names})
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 for summary in (experiment, start, end):

@@ -12,7 +12,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from ..errors import MetricsUnavailableError
 from ..metrics import Metric, MetricSetup, measured_in_training
-from .schedule import GeneratorStepCallback, is_due
+from ..metrics.base import instantiate_measures
+from .schedule import GeneratorStepCallback
 
 
 def last_quality_values(trainer, with_std: bool = True) -> dict[str, float]:
@@ -24,9 +25,13 @@ def last_quality_values(trainer, with_std: bool = True) -> dict[str, float]:
 
 
 class MetricsCallback(GeneratorStepCallback):
-    def __init__(self, metrics: dict[str, Metric], required: bool = False):
-        super().__init__()
-        self.metrics, self.required = dict(metrics or {}), required
+    """Measures the metrics built from ``measures`` (the nodes of ``metrics.measures``) each on its own period in a
+    run of ``steps`` generator updates, on the images of ``dataset`` (the run's dataset config, which names them in
+    on-disk caches of real-image statistics)."""
+
+    def __init__(self, measures, steps: int, dataset, required: bool = False):
+        super().__init__(steps)
+        self.metrics, self.dataset, self.required = instantiate_measures(measures), dict(dataset), required
 
     def logged_names(self) -> dict[str, int]:
         return {name: metric.every for metric in self.metrics.values() for name in metric.names()}
@@ -39,8 +44,8 @@ class MetricsCallback(GeneratorStepCallback):
         if stage != "fit":
             return
         # the strategy's device: the module is moved there only after the setup hooks
-        setup = MetricSetup(trainer.datamodule, trainer.strategy.root_device, dict(pl_module.cfg.dataset),
-                            trainer.global_rank, trainer.world_size)
+        setup = MetricSetup(trainer.datamodule, trainer.strategy.root_device, self.dataset, trainer.global_rank,
+                            trainer.world_size)
         # rank zero prepares first (and fills on-disk caches such as real statistics); the others then read them
         if trainer.is_global_zero:
             self._prepare(setup)
@@ -61,7 +66,7 @@ class MetricsCallback(GeneratorStepCallback):
 
     def on_generator_step(self, trainer, pl_module, in_training_step: bool) -> None:
         for metric in self.metrics.values():
-            if is_due(pl_module, metric.every):
+            if self.is_due(pl_module, metric.every):
                 self.measure(trainer, pl_module, metric, monitorable=in_training_step)
 
     def measure(self, trainer, pl_module, metric: Metric, monitorable: bool) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from pytorch_lightning.callbacks import Callback
 
 from ..errors import ConfigError
-from .run_record import RunRecord, now
+from ..run_directory import RunDirectory, now
 
 
 class Preemption(Callback):
@@ -38,7 +38,8 @@ class Preemption(Callback):
         if unknown:
             raise ConfigError(f"callbacks.preemption.signals has {unknown[0]!r}, not a signal name; accepted: names "
                               f"such as SIGTERM, SIGUSR1, SIGUSR2.")
-        self.checkpoint, self.run_directory, self.check_every = Path(checkpoint), run_directory, check_every
+        self.checkpoint, self.run_directory = Path(checkpoint), RunDirectory(run_directory)
+        self.check_every = check_every
         self.signals = [signal.Signals[name] for name in signals]
         self.received: list[signal.Signals] = []
         self.stopped = False  # did this callback stop the run
@@ -67,8 +68,8 @@ class Preemption(Callback):
             trainer.should_stop = self.stopped = True
             if trainer.is_global_zero:
                 names = [signum.name for signum in self.received] or ["a signal to another rank"]
-                RunRecord.update(self.run_directory, status="preempted", finished=now(),
-                                 g_step=pl_module.g_step, signals=names, resume_from=str(self.checkpoint))
+                self.run_directory.update_record(status="preempted", finished=now(), g_step=pl_module.g_step,
+                                                 signals=names, resume_from=str(self.checkpoint))
                 print(f"{names[0]} received: saved {self.checkpoint} at generator step {pl_module.g_step}; "
                       f"the same command continues the run from there.", flush=True)
 

@@ -11,12 +11,16 @@ _SHOWN = ("loss/d", "loss/g", "d_out/real", "d_out/fake")
 
 
 class GeneratorStepProgressBar(TQDMProgressBar):
-    """Shows G steps done / train.steps, their rate, the last logged losses and D outputs and the latest value of
-    each quality metric. Lightning's bar is per epoch ("Training", then "Epoch N" each epoch); this one is made once,
-    with its total, when training starts, and never reset: one bar is drawn."""
+    """Shows G steps done / ``steps`` (the run's length), their rate, the last logged losses and D outputs and the
+    latest value of each quality metric. Lightning's bar is per epoch ("Training", then "Epoch N" each epoch); this
+    one is made once, with its total, when training starts, and never reset: one bar is drawn."""
+
+    def __init__(self, steps: int, **kwargs):
+        super().__init__(**kwargs)
+        self.steps = steps
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.train_progress_bar = Tqdm(desc="G steps", total=pl_module.cfg.train.steps, initial=pl_module.g_step,
+        self.train_progress_bar = Tqdm(desc="G steps", total=self.steps, initial=pl_module.g_step,
                                        position=2 * self.process_position, disable=self.is_disabled, leave=True,
                                        dynamic_ncols=True, file=sys.stdout, smoothing=0, bar_format=self.BAR_FORMAT)
 

@@ -14,8 +14,8 @@ class FixedLatentSamples(GeneratorStepCallback):
     """Logs ``samples/fixed_z`` (the same codes all run long) and ``pixels/generated`` on the schedule of
     ``GeneratorStepCallback``, and ``pixels/data`` once at the start."""
 
-    def __init__(self, every_n_g_steps: int, directory: str | None = None, nrow: int = 8):
-        super().__init__(every_n_g_steps)
+    def __init__(self, every_n_g_steps: int, steps: int, directory: str | None = None, nrow: int = 8):
+        super().__init__(steps, every_n_g_steps)
         self.nrow = nrow
         self.directory = Path(directory) if directory else None
 

@@ -3,25 +3,30 @@
 Under manual optimization Lightning's ``global_step`` counts the optimizer steps of both networks, so
 callbacks count what the papers call iterations: generator updates (``GAN.g_step``). The rule, for a
 period ``every`` > 0: act before the first update of a fresh run (step 0, the untrained baseline), after
-every ``every``-th generator update, and after the run's last generator update (``train.steps``) whether or
-not ``every`` divides it, so the final generator is always measured and drawn. ``every`` = 0: never.
+every ``every``-th generator update, and after the run's last generator update (``steps``, the run's length,
+``train.steps``) whether or not ``every`` divides it, so the final generator is always measured and drawn.
+``every`` = 0: never.
 """
 
 from pytorch_lightning.callbacks import Callback
 
 
-def is_due(pl_module, every: int) -> bool:
-    """Whether a callback with period ``every`` acts at the module's current generator step (see module doc)."""
-    g_step = pl_module.g_step
-    return bool(every) and (g_step % every == 0 or g_step >= pl_module.cfg.train.steps)
+def is_due(g_step: int, every: int, steps: int) -> bool:
+    """Whether a callback with period ``every`` acts at generator step ``g_step`` of a run of ``steps`` (see the
+    module's doc)."""
+    return bool(every) and (g_step % every == 0 or g_step >= steps)
 
 
 class GeneratorStepCallback(Callback):
-    """Calls ``act(trainer, pl_module)`` when ``is_due`` with ``every_n_g_steps``; subclasses with several
-    periods (one per metric) override ``on_generator_step``. ``log_scalars`` writes values at ``step=g_step``."""
+    """Calls ``act(trainer, pl_module)`` when ``is_due`` with ``every_n_g_steps`` in a run of ``steps`` generator
+    updates; subclasses with several periods (one per metric) override ``on_generator_step``. ``log_scalars`` writes
+    values at ``step=g_step``."""
 
-    def __init__(self, every_n_g_steps: int = 0):
-        self.every_n_g_steps = every_n_g_steps
+    def __init__(self, steps: int, every_n_g_steps: int = 0):
+        self.steps, self.every_n_g_steps = steps, every_n_g_steps
+
+    def is_due(self, pl_module, every: int) -> bool:
+        return is_due(pl_module.g_step, every, self.steps)
 
     def on_train_start(self, trainer, pl_module) -> None:
         if pl_module.g_step == 0:  # a fresh run; a resumed one was measured before it stopped
@@ -32,7 +37,7 @@ class GeneratorStepCallback(Callback):
             self.on_generator_step(trainer, pl_module, in_training_step=True)
 
     def on_generator_step(self, trainer, pl_module, in_training_step: bool) -> None:
-        if is_due(pl_module, self.every_n_g_steps):
+        if self.is_due(pl_module, self.every_n_g_steps):
             self.act(trainer, pl_module)
 
     def act(self, trainer, pl_module) -> None:

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torchvision import transforms
 
+from ..distributed import rank_share
 from ..errors import ConfigError, DatasetUnavailableError
 from .pixels import uint8_to_range
 
@@ -204,7 +205,7 @@ class ImageDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.setup()
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        per_rank = self.batch_size // world_size  # train.batch_size is the global batch (config.check_batch_split)
+        per_rank = rank_share("train.batch_size", self.batch_size, world_size)
         sampler = ResumableSampler(len(self.train_set), self.seed, start=self.batches_consumed * per_rank,
                                    rank=rank, world_size=world_size)
         if self.device_resident:  # batches of indices, gathered on the device (on_after_batch_transfer)

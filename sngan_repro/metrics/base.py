@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError
 from ..instantiate import instantiate_checked
@@ -72,11 +73,15 @@ def require_count(value, name: str, minimum: int = 1) -> None:
 
 
 def instantiate_metrics(metrics_cfg) -> dict[str, Metric]:
-    """The metric objects of a ``metrics`` preset: {key: Metric} from ``metrics.measures``; a bad setting is
-    reported with its full key (``metrics.measures.<key>.<setting>=...``)."""
-    measures = metrics_cfg.get("measures") or {}
+    """The metric objects of a ``metrics`` preset (``instantiate_measures`` of its ``measures``)."""
+    return instantiate_measures(metrics_cfg.get("measures"))
+
+
+def instantiate_measures(measures) -> dict[str, Metric]:
+    """{key: Metric} from the nodes of ``metrics.measures``; a bad setting is reported with its full key
+    (``metrics.measures.<key>.<setting>=...``)."""
     built = {}
-    for key, node in measures.items():
+    for key, node in (measures or {}).items():
         if node is None:  # metrics.measures.<key>=null switches a preset's metric off
             continue
         if not hasattr(node, "get") or not node.get("_target_"):
@@ -119,3 +124,19 @@ def check_metrics(cfg) -> dict[str, Metric]:
         raise ConfigError(f"metrics.monitor={monitor!r} is not logged during this run; "
                           f"accepted: {', '.join(logged) or 'none (no metric is measured during training)'}.")
     return metrics
+
+
+def metric_cache_folders(cfg: DictConfig) -> dict[str, str]:
+    """The folders the metrics of ``cfg.metrics`` keep caches in (real-image statistics, the digits classifier), by
+    the config field that sets them: ``paths.cache_dir``, unless a measure sets its own."""
+    folders = {}
+
+    def visit(node, key: str) -> None:
+        if isinstance(node, DictConfig):
+            for name, child in node.items():
+                visit(child, f"{key}.{name}")
+        elif key.endswith(".cache_dir") and node is not None:
+            folders["paths.cache_dir" if node == cfg.paths.cache_dir else key] = node
+
+    visit(cfg.metrics.get("measures") or OmegaConf.create(), "metrics.measures")
+    return folders

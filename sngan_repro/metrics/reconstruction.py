@@ -133,7 +133,7 @@ class Reconstruction(Metric):
 
     def compute(self, gan) -> dict[str, float]:
         self._share = self._share.to(gan.device)
-        losses, reconstructions = reconstruction_loss(gan.generator, self._share, gan.cfg.arch.latent_dim, self.steps,
+        losses, reconstructions = reconstruction_loss(gan.generator, self._share, gan.latent_dim, self.steps,
                                                       output_range=gan.output_range, chunk_size=self.chunk_size)
         total = losses.sum()
         if gan.world_size > 1:

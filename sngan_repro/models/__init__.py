@@ -26,6 +26,8 @@ from ..instantiate import instantiate_checked
 from ..nn import OutputHead
 from ..normalizations import Normalization, build_normalization
 
+# The two networks of a GAN, in the order build_models returns them; also their attribute names on the module.
+NETWORKS = ("generator", "discriminator")
 _WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 # What a critic normalization may do besides reparametrizing weights; none of it has a meaning in a generator.
 _CRITIC_ONLY_HOOKS = ("penalty", "feature_layer", "after_discriminator_update")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..evaluate import load_module
+from ..module import load_gan
 from .runs import Curve, Run
 from .tables import Row, Table, mean_std
 
@@ -218,7 +218,7 @@ def singular_values(table: Table) -> list[FigureData]:
 
 def layer_spectra(run: Run) -> dict[str, list[float]]:
     """{critic layer: its squared singular values over the largest, decreasing} from the run's last checkpoint."""
-    module = load_module(run.last_checkpoint(), torch.device("cpu"))  # eval mode: reading a weight steps nothing
+    module = load_gan(run.last_checkpoint(), torch.device("cpu"))  # eval mode: reading a weight steps nothing
     spectra = {}
     with torch.no_grad():
         for name, layer in module.discriminator.named_modules():

@@ -1,9 +1,7 @@
 """Reading finished (and failed) training runs back from their directories.
 
-A run directory is what ``python -m sngan_repro.train`` writes: ``config.yaml`` (the composed config),
-``run.json`` (command, choices, status), ``.hydra/overrides.yaml`` (the command line's overrides; in a sweep,
-the job's point), ``error.txt`` (the sentence of a run refused or stopped by an error), ``evaluation/*.json``
-(``python -m sngan_repro.evaluate``), ``tensorboard/events.*`` and ``checkpoints/``.
+A run directory is what ``python -m sngan_repro.train`` writes (its layout: ``sngan_repro.run_directory``); in a
+sweep, ``.hydra/overrides.yaml`` holds the job's point.
 """
 
 import json
@@ -17,10 +15,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ..errors import ERROR_FILE, ReportError
+from ..errors import ReportError
 from ..metrics import instantiate_metrics, measured_in_training
+from ..run_directory import RunDirectory
 
-RUN_MARKERS = ("config.yaml", "run.json", ERROR_FILE, ".hydra/overrides.yaml")
 # overrides that say where a run writes or how it is launched, not what it computes
 NOT_FACTORS = re.compile(r"^(hydra[./]|paths\.|ckpt_path$|trainer\.(devices|num_nodes|accelerator|strategy)$)")
 EVERYTHING = 0  # EventAccumulator size guidance: keep every event, not a reservoir sample
@@ -67,7 +65,7 @@ def natural_key(path: Path) -> list:
 
 def find_runs(root: Path) -> list[Path]:
     """Run directories at or under ``root`` (a run's own subfolders are not searched)."""
-    if any((root / marker).exists() for marker in RUN_MARKERS):
+    if RunDirectory(root).is_run():
         return [root]
     found = []
     for child in sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=natural_key):
@@ -95,22 +93,26 @@ class Run:
     _events: dict = field(default_factory=dict, repr=False)
 
     @cached_property
+    def files(self) -> RunDirectory:
+        return RunDirectory(self.directory)
+
+    @cached_property
     def record(self) -> dict:
-        path = self.directory / "run.json"
         try:
-            return json.loads(path.read_text()) if path.is_file() else {}
+            return self.files.read_record()
         except json.JSONDecodeError as error:
-            raise ReportError(f"{path} is not valid JSON ({error}); repair it or move the run away.") from None
+            raise ReportError(f"{self.files.record_file} is not valid JSON ({error}); repair it or move the run "
+                              f"away.") from None
 
     @cached_property
     def config(self) -> DictConfig | None:
-        path = self.directory / "config.yaml"
+        path = self.files.config_file
         return OmegaConf.load(path) if path.is_file() else None
 
     @cached_property
     def overrides(self) -> dict[str, str]:
         """The command line's overrides that say what the run computes (not where it writes)."""
-        path = self.directory / ".hydra" / "overrides.yaml"
+        path = self.files.overrides_file
         listed = yaml.safe_load(path.read_text()) if path.is_file() else self.record.get("overrides") or []
         return {key: value for key, value in parse_overrides(listed).items() if not NOT_FACTORS.match(key)}
 
@@ -141,15 +143,12 @@ class Run:
     @property
     def error(self) -> str | None:
         """The sentence that stopped the run: its ``error.txt`` (one line, 'ErrorClass: sentence'), else run.json's."""
-        path = self.directory / ERROR_FILE
-        if path.is_file():
-            text = path.read_text().strip()
-            return text.split(": ", 1)[1] if re.match(r"^\w+: ", text) else text
-        return self.record.get("error")
+        error = self.files.read_error()
+        return error[1] if error is not None else self.record.get("error")
 
     @property
     def status(self) -> str:
-        if (self.directory / ERROR_FILE).is_file():
+        if self.files.error_file.is_file():
             return "failed"
         return self.record.get("status", "unknown")
 
@@ -181,7 +180,7 @@ class Run:
     def final_evaluations(self) -> list[dict]:
         """The documents of ``python -m sngan_repro.evaluate`` of this run's latest evaluated checkpoint (every
         preset evaluated there), in file-name order."""
-        folder = self.directory / "evaluation"
+        folder = self.files.evaluation
         documents = []
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             document = json.loads(path.read_text())
@@ -212,7 +211,7 @@ class Run:
 
     def _accumulator(self) -> EventAccumulator | None:
         if "accumulator" not in self._events:
-            folder = self.directory / "tensorboard"
+            folder = self.files.tensorboard
             accumulator = None
             if folder.is_dir() and any(folder.glob("events.out.tfevents.*")):
                 accumulator = EventAccumulator(str(folder), size_guidance={"scalars": EVERYTHING,
@@ -243,8 +242,4 @@ class Run:
                 for event in accumulator.Histograms(tag)}
 
     def last_checkpoint(self) -> Path | None:
-        folder = self.directory / "checkpoints"
-        if (folder / "last.ckpt").is_file():
-            return folder / "last.ckpt"
-        numbered = sorted(folder.glob("g_step=*.ckpt"), key=natural_key) if folder.is_dir() else []
-        return numbered[-1] if numbered else None
+        return self.files.latest_checkpoint()
