@@ -59,7 +59,7 @@ def test_a_finished_run_records_its_end_world_batch_versions_and_commit(tiny_cfg
     assert "train.steps=4" in record["overrides"] and record["choices"]["experiment"] == "quickstart"
     assert (tmp_path / record["config"]).is_file() and record["accelerator"] == "CPUAccelerator"
     assert len(record["sessions"]) == 1 and record["sessions"][0]["g_step_at_start"] == 0
-    assert not (tmp_path / "run.json.tmp").exists()
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no staging file is left
 
 
 def test_a_source_outside_git_records_no_commit_and_still_trains(tiny_cfg, tmp_path, monkeypatch):
@@ -130,3 +130,16 @@ def test_the_update_method_sets_fields_and_keeps_the_others(tmp_path):
 ])
 def test_the_command_is_written_back_in_a_form_that_reruns(argv, command):
     assert run_record.rerunnable_command(argv) == command
+
+
+def test_the_configured_folders_are_those_of_the_run_directory_layout(tiny_cfg, tmp_path):
+    """conf/ names the folders the callbacks and the logger write into; run_directory.py names them for the code
+    that reads a run back (the report, resume, evaluate): the same folders."""
+    cfg = tiny_cfg("logger=tensorboard")
+    layout = RunDirectory(cfg.paths.output_dir)
+    callbacks = cfg.callbacks
+    assert Path(callbacks.checkpoint.dirpath) == Path(callbacks.best_checkpoint.dirpath) == layout.checkpoints
+    assert Path(callbacks.preemption.checkpoint) == layout.checkpoints / run_directory.LAST_CHECKPOINT
+    assert Path(callbacks.samples.directory) == layout.samples
+    assert Path(cfg.logger.save_dir) / cfg.logger.name == layout.tensorboard
+    assert Path(callbacks.run_record.directory) == Path(callbacks.preemption.run_directory) == layout.path
