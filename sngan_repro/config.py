@@ -160,6 +160,8 @@ def _check_added_keys(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> None:
     """Check the composed config before any heavy work; raise ConfigError with one sentence."""
     missing = sorted(OmegaConf.missing_keys(cfg))
+    # a callback's copy of a missing setting (e.g. callbacks.metrics.dataset.root) is named by the setting itself
+    missing = [key for key in missing if not key.startswith("callbacks.")] or missing
     _require(not missing, f"{', '.join(missing)} must be given (e.g. {missing[0] if missing else ''}=...).")
     _check_added_keys(cfg)
     _require(_is_integer(cfg.seed, 0), f"seed={cfg.seed!r} must be a non-negative integer.")

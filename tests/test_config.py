@@ -256,7 +256,7 @@ def test_compose_matches_command_line():
 
 
 def test_missing_required_value_is_named():
-    with pytest.raises(ConfigError, match=r"dataset.root must be given \(e.g. dataset.root=...\)"):
+    with pytest.raises(ConfigError, match=r"^dataset.root must be given \(e.g. dataset.root=...\)"):
         validate(compose(["dataset=imagefolder"]))
 
 

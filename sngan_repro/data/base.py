@@ -272,3 +272,20 @@ class ImageDataModule(pl.LightningDataModule):
         """Per-channel mean and std of (up to ``limit``) training images in ``value_range`` units."""
         pixels = uint8_to_range(self.images("train", limit).transpose(0, 1).flatten(1), self.value_range, torch.float64)
         return pixels.mean(1).float(), pixels.std(1).float()
+
+
+class TorchvisionPILDataModule(ImageDataModule):
+    """A datamodule over a torchvision dataset of (PIL image, target) pairs read image by image (CelebA, LSUN), each
+    image cropped and resized by ``pil_to_uint8`` with the subclass's ``crop``. A subclass opens its dataset in
+    ``open_dataset``, which ``prepare_data`` calls to check that it is there."""
+
+    crop: int | None = None
+
+    def open_dataset(self, transform=None) -> Dataset:
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        self.open_dataset()
+
+    def load_dataset(self) -> Dataset:
+        return ImagesOnly(self.open_dataset(pil_to_uint8(self.image_size, self.channels, self.crop)))

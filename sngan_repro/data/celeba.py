@@ -8,10 +8,10 @@ from pathlib import Path
 
 from torchvision.datasets import CelebA
 
-from .base import ImageDataModule, ImagesOnly, open_downloadable, pil_to_uint8
+from .base import TorchvisionPILDataModule, open_downloadable
 
 
-class CelebADataModule(ImageDataModule):
+class CelebADataModule(TorchvisionPILDataModule):
     name = "CelebA"
 
     def __init__(self, root: str, download: bool = False, crop: int = 160, image_size: int = 160,
@@ -19,15 +19,9 @@ class CelebADataModule(ImageDataModule):
         super().__init__(image_size=image_size, channels=channels, **kwargs)
         self.root, self.download, self.crop = str(Path(root).expanduser()), download, crop
 
-    def _open(self, transform=None) -> CelebA:
+    def open_dataset(self, transform=None) -> CelebA:
         return open_downloadable(
             lambda: CelebA(self.root, split="all", target_type=[], transform=transform, download=self.download),
             "CelebA", Path(self.root) / "celeba", self.download,
             "put img_align_celeba/ and the annotation files (list_eval_partition.txt, identity_CelebA.txt, "
             "list_attr_celeba.txt, list_bbox_celeba.txt, list_landmarks_align_celeba.txt) in <dataset.root>/celeba.")
-
-    def prepare_data(self) -> None:
-        self._open()
-
-    def load_dataset(self):
-        return ImagesOnly(self._open(pil_to_uint8(self.image_size, self.channels, self.crop)))

@@ -5,10 +5,10 @@ from pathlib import Path
 from torchvision.datasets import LSUN
 
 from ..errors import DatasetUnavailableError
-from .base import ImageDataModule, ImagesOnly, pil_to_uint8, unavailable
+from .base import TorchvisionPILDataModule, unavailable
 
 
-class LSUNDataModule(ImageDataModule):
+class LSUNDataModule(TorchvisionPILDataModule):
     name = "LSUN"
 
     def __init__(self, root: str, category: str = "bedroom_train", crop: int | None = None,
@@ -16,7 +16,7 @@ class LSUNDataModule(ImageDataModule):
         super().__init__(image_size=image_size, channels=channels, **kwargs)
         self.root, self.category, self.crop = str(Path(root).expanduser()), category, crop
 
-    def _open(self, transform=None) -> LSUN:
+    def open_dataset(self, transform=None) -> LSUN:
         try:
             import lmdb  # noqa: F401  (torchvision imports it lazily; say so clearly if missing)
         except ImportError as error:
@@ -29,9 +29,3 @@ class LSUNDataModule(ImageDataModule):
                               f"could not be opened ({type(error).__name__})",
                               "download it with the LSUN project's download.py and unzip it there, "
                               "or point dataset.root at the folder that holds it.") from error
-
-    def prepare_data(self) -> None:
-        self._open()
-
-    def load_dataset(self):
-        return ImagesOnly(self._open(pil_to_uint8(self.image_size, self.channels, self.crop)))

@@ -1,6 +1,7 @@
 """Mullery & Whelan's iWGAN (WGAN-GP) generator and critic, as in the authors' Keras notebook (the paper's Sec. 4
-names the iWGAN of Gulrajani et al.; its appendix gives the training regime): the network in which they compare the
-generator output heads tanh, bn_tanh and bn_clip on 32 px CIFAR-10 frogs.
+names the iWGAN of Gulrajani et al. 2017, "Improved Training of Wasserstein GANs", and the paper's appendix gives the
+training regime): the network in which they compare the generator output heads tanh, bn_tanh and bn_clip on 32 px
+CIFAR-10 frogs.
 
 Keras defaults are kept where the notebook relies on them: Glorot-uniform weights with zero biases
 (``init: xavier_uniform``) and "same" padding, which for the critic's stride-2 convolutions pads the odd pixel
@@ -45,8 +46,9 @@ class Generator(nn.Module):
     """z (64) -> dense 4x4x1024, ReLU, BN -> conv 5x5 1024, ReLU, BN -> 3 x [nearest upsample x2, conv, ReLU, BN]
     (512 3x3, 256 5x5, 128 5x5) -> conv 7x7 -> channels -> head (tanh; the paper's variable: tanh, bn_tanh, bn_clip).
 
-    The spec lists no activation after the 5x5 conv; it gets ReLU, BN like every other hidden layer (the notebook
-    builds on Chollet's GAN, where that conv has its activation), as two linear maps in a row would collapse into one.
+    Mullery & Whelan give no activation after the 5x5 conv; it gets ReLU, BN like every other hidden layer (their
+    notebook builds on Chollet's GAN, where that conv has its activation), as two linear maps in a row would collapse
+    into one.
     """
 
     def __init__(self, image_size: int, channels: int, latent_dim: int = 64, width: float = 1.0,
@@ -71,7 +73,8 @@ class Generator(nn.Module):
 class ChannelLayerNorm(nn.LayerNorm):
     """Layer norm of each position's channel vector, per-channel gain and bias: the notebook's Keras
     LayerNormalization (axis -1 of channels-last maps, ε 1e-6). nn.GroupNorm(1, c) would instead normalize over
-    (C, H, W) jointly, as Gulrajani et al.'s code does; the spec says "over channels"."""
+    (C, H, W) jointly, as Gulrajani et al.'s code does for the layer norm that "Improved Training of Wasserstein
+    GANs" (2017, Sec. 4) recommends in the critic in place of batch norm."""
 
     def __init__(self, num_channels: int):
         super().__init__(num_channels, eps=1e-6)

@@ -35,6 +35,7 @@ from ..nn import (
     swn_conv_transpose2d,
     swn_linear,
 )
+from ..nn.xiang import ChannelAffine
 from ..normalizations import Normalization
 from .common import scale_widths
 
@@ -63,19 +64,6 @@ class _Sum(nn.Module):
 
     def forward(self, residual: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         return residual + shortcut
-
-
-class _ChannelAffine(nn.Module):
-    """``y = γ·x + β`` per channel (γ 1, β 0): the affine part of AWN, applied after the WN ResNet generator's last
-    weight-normalized addition, where its sum has no bias and unit scale (as in the authors' ResNet code)."""
-
-    def __init__(self, num_channels: int):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.ones(num_channels))
-        self.beta = nn.Parameter(torch.zeros(num_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gamma.view(-1, 1, 1) + self.beta.view(-1, 1, 1)
 
 
 class _Layers:
@@ -144,8 +132,9 @@ class _Layers:
         return WNAdd(num_channels) if self.weight_normalized else _Sum()
 
     def output_affine(self, num_channels: int) -> nn.Module:
-        """What ends the ResNet generator's last block instead of an activation (the head follows)."""
-        return _ChannelAffine(num_channels) if self.weight_normalized else nn.Identity()
+        """What ends the ResNet generator's last block instead of an activation (the head follows): in the WN model
+        the affine part of AWN, since the last weight-normalized addition has no bias and unit scale."""
+        return ChannelAffine(num_channels) if self.weight_normalized else nn.Identity()
 
 
 def _unsupported_size(arch: str, image_size: int, accepted: str) -> ConfigError:

@@ -11,6 +11,7 @@ layers, on which a critic normalization is stacked), so nothing here reaches int
   ``right_inverse`` down to the stored tensor, so no initializer writes into a computed tensor.
 """
 
+import contextlib
 import re
 
 import torch
@@ -31,7 +32,12 @@ class ScaledWeight(nn.Module):
 def full_precision(tensor: torch.Tensor):
     """Autocast switched off on ``tensor``'s device. Normalizing constants (power iterations, kernel DFTs, Gram
     matrices) are computed in the weights' own floating type under mixed precision too: in bfloat16, SN's sigma
-    would be off by up to 0.4 %, and so would every layer's Lipschitz bound."""
+    would be off by up to 0.4 %, and so would every layer's Lipschitz bound.
+
+    Entered in every forward of every normalized layer, so without autocast (full precision training) it is a
+    null context: building and entering an autocast context costs several microseconds a time."""
+    if not torch.is_autocast_enabled(tensor.device.type):
+        return contextlib.nullcontext()
     return torch.autocast(tensor.device.type, enabled=False)
 
 

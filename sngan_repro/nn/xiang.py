@@ -3,7 +3,8 @@
 - Strict weight-normalized layers (SWN, eq. 4): ``y = wᵀx / ‖w‖`` per output unit, no bias, with
   ε = 1e-6 added to the sum of squares inside the root (App. B). Built on ``weight_norm.UnitNorm``,
   so ``layer.weight`` is the normalized weight actually applied.
-- Affine weight-normalized layers (AWN): ``y = γ · wᵀx / ‖w‖ + β``.
+- Affine weight-normalized layers (AWN): ``y = γ · wᵀx / ‖w‖ + β``; their per-channel affine part alone
+  (``ChannelAffine``) also ends the WN ResNet generator (``models.xiang``).
 - TPReLU / TReLU (eq. 10): a (parametric) ReLU translated by a learned per-channel threshold α.
 - Weight-normalized addition (App. B, eq. 17) for residual blocks.
 - Mean-only batch normalization (Salimans & Kingma 2016, Sec. 3), for App. D.2's WN + mean-only BN model.
@@ -70,24 +71,35 @@ def swn_conv_transpose2d(in_channels: int, out_channels: int, kernel_size, strid
     return _strict_weight_norm(layer, scale=math.sqrt(math.prod(layer.stride)))
 
 
-class AffineWeightNorm(nn.Module):
-    """Affine weight-normalized layer ``y = γ · (wᵀx / ‖w‖) + β``, γ (init 1) and β (init 0) per channel.
+class ChannelAffine(nn.Module):
+    """``y = γ·x + β`` per channel, γ (init 1) and β (init 0): the affine part of AWN. With ``bias=False`` there is
+    no β."""
 
-    Wraps any strict weight-normalized layer (``swn_linear``, ``swn_conv2d``, ``swn_conv_transpose2d``). With
-    ``bias=False`` there is no β: where mean-only BN follows, it carries the bias (Salimans & Kingma, Sec. 3).
-    """
-
-    def __init__(self, layer: nn.Module, bias: bool = True):
+    def __init__(self, num_channels: int, bias: bool = True):
         super().__init__()
-        self.layer = layer
-        num_channels = layer.weight.shape[output_dim(layer)]
         self.gamma = nn.Parameter(torch.ones(num_channels))
         self.beta = nn.Parameter(torch.zeros(num_channels)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.layer(x)
-        y = y * _per_channel(self.gamma, y)
-        return y if self.beta is None else y + _per_channel(self.beta, y)
+        y = x * _per_channel(self.gamma, x)
+        return y if self.beta is None else y + _per_channel(self.beta, x)
+
+
+class AffineWeightNorm(ChannelAffine):
+    """Affine weight-normalized layer ``y = γ · (wᵀx / ‖w‖) + β``: a ``ChannelAffine`` applied to a layer's output.
+
+    Wraps any strict weight-normalized layer (``swn_linear``, ``swn_conv2d``, ``swn_conv_transpose2d``). With
+    ``bias=False`` there is no β: where mean-only BN follows, it carries the bias (Salimans & Kingma, Sec. 3).
+    A subclass rather than a ChannelAffine member, so the gain and bias keep their state-dict names
+    (``gamma``, ``beta`` beside ``layer``).
+    """
+
+    def __init__(self, layer: nn.Module, bias: bool = True):
+        super().__init__(layer.weight.shape[output_dim(layer)], bias)
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.layer(x))
 
 
 class SlopeClippedPReLU(nn.PReLU):

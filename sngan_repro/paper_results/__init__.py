@@ -37,14 +37,10 @@ def load_paper_results() -> list[dict]:
     return records
 
 
-def studied_option(cfg, method: str) -> str:
-    """The value, in a run's config, of the option a paper's ``method`` names: Xiang & Li's model variant
+def _studied(tags: dict, method: str) -> str:
+    """The value, in a run's tags, of the option a paper's ``method`` names: Xiang & Li's model variant
     (``arch.variant``), a loss with its own critic (``loss``: BEGAN, EBGAN), Mullery & Whelan's generator head
     (``arch.head``), else the critic normalization."""
-    return _studied(_run_tags(cfg), method)
-
-
-def _studied(tags: dict, method: str) -> str:
     if tags["variant"] is not None:
         return tags["variant"]
     if _is_option("loss", method):  # a method that is its own loss and critic (BEGAN, EBGAN)
