@@ -201,10 +201,7 @@ class GAN(pl.LightningModule):
         step, layer projections and the normalization's post-update hook. Also usable without a Trainer
         (``scripts/bench_norms.py`` times exactly this)."""
         loss, penalty, d_real, d_fake = self.discriminator_loss(real, self.d_step)
-        opt.zero_grad(set_to_none=True)
-        self._backward(loss, "discriminator")
-        opt.step()
-        self._project("discriminator")
+        self._descend(opt, loss, "discriminator")
         self.norm.after_discriminator_update(self.discriminator, self.d_step, self.rng("normalization", self.d_step))
         self.d_step += 1
         # raw tensors: reduced to scalars only on logging steps (no per-step host sync)
@@ -219,10 +216,7 @@ class GAN(pl.LightningModule):
         with self.toggled_optimizer(opt):  # D's parameters get no gradients
             fake = self.trained("generator")(z)
             loss, d_fake = self.loss.generator_loss(self.discriminator, fake, self.ranks)
-            opt.zero_grad(set_to_none=True)
-            self._backward(loss, "generator")
-            opt.step()
-        self._project("generator")
+            self._descend(opt, loss, "generator")
         return {"loss/g": loss.detach(), "d_out/generated": d_fake.detach()}
 
     def _backward(self, loss: torch.Tensor, network: str) -> None:
@@ -234,7 +228,12 @@ class GAN(pl.LightningModule):
             self.trainer.precision_plugin.select(network)  # its loss scale, for this backward and the next step
         self.manual_backward(loss)
 
-    def _project(self, network: str) -> None:
+    def _descend(self, opt, loss: torch.Tensor, network: str) -> None:
+        """``network``'s update on ``loss``: its gradients, ``opt``'s step, then the projections of its layers that
+        keep their parameters in a set."""
+        opt.zero_grad(set_to_none=True)
+        self._backward(loss, network)
+        opt.step()
         for layer in self._projected[network]:
             layer.project_after_step_()
 
