@@ -6,7 +6,9 @@ any training."""
 import math
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from helpers.combinations import AUTOENCODERS, FAMILIES, NORMS, REFUSED, SAN_G, combination_overrides
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -16,56 +18,6 @@ from sngan_repro.nn import SpectralNorm, UnitNorm, output_dim
 from sngan_repro.nn.spectra import san_constant
 from sngan_repro.normalizations.sparsity_aware import SparsityAwareProjection, SparsityAwareScale
 from sngan_repro.train import run
-
-FAMILIES = {
-    "standard_cnn": ["arch=sngan_cnn", "dataset.image_size=16"],
-    "resnet": ["arch=sngan_resnet", "dataset.image_size=32"],
-    "xiang_dcgan_wn": ["arch=xiang_dcgan", "arch.variant=wn", "dataset.image_size=16"],
-    "xiang_dcgan_vanilla": ["arch=xiang_dcgan", "arch.variant=vanilla", "dataset.image_size=16"],
-    "xiang_dcgan_wn_mean_bn": ["arch=xiang_dcgan", "arch.variant=wn_mean_bn", "dataset.image_size=16"],
-    "xiang_resnet": ["arch=xiang_resnet", "arch.variant=wn", "dataset.image_size=32"],
-    "iwgan": ["arch=iwgan", "dataset.image_size=16"],
-}
-# Autoencoder critics output reconstruction energies and take only their own loss (it overrides the NORMS' loss)
-AUTOENCODERS = {
-    "began": ["arch=began", "loss=began", "dataset.image_size=16"],
-    "ebgan": ["arch=ebgan", "loss=ebgan", "dataset.image_size=16"],
-}
-SAN_G = 1.1  # a compensation factor other than 1, so that the invariant 1/g is not the trivial 1
-NORMS = {
-    "none": ["norm=none", "loss=hinge"],
-    "sn": ["norm=sn", "loss=hinge"],
-    "san_projection": ["norm=san", f"norm.compensation={SAN_G}", "loss=hinge"],
-    "san_reparametrization": ["norm=san", "norm.mode=reparametrization", f"norm.compensation={SAN_G}", "loss=hinge"],
-    "san_svd_dense": ["norm=san", "norm.mode=reparametrization", "norm.dense=svd", f"norm.compensation={SAN_G}",
-                      "loss=hinge"],
-    "wn": ["norm=wn", "loss=hinge"],
-    "bn": ["norm=bn", "loss=hinge"],
-    "ln": ["norm=ln", "loss=hinge"],
-    "clip": ["norm=clip", "loss=wgan"],
-    "gp": ["norm=gp", "loss=wgan"],
-    "ortho": ["norm=ortho", "norm.strength=0.1", "loss=wgan"],
-}
-REFUSED = {
-    ("xiang_dcgan_wn", "clip"): r"norm=clip bounds a layer's stored parameters, but this architecture reparametrizes",
-    ("xiang_resnet", "clip"): r"norm=clip bounds a layer's stored parameters, but this architecture reparametrizes",
-    ("xiang_dcgan_wn", "san_projection"): r"norm.mode=projection divides a layer's stored weight, .* use norm.mode=rep",
-    ("xiang_resnet", "san_projection"): r"norm.mode=projection divides a layer's stored weight, .* use norm.mode=rep",
-    ("xiang_dcgan_wn_mean_bn", "clip"): r"norm=clip bounds a layer's stored parameters, but this architecture",
-    ("xiang_dcgan_wn_mean_bn", "san_projection"): r"norm.mode=projection divides a layer's stored weight",
-    ("iwgan", "bn"): r"arch=iwgan's critic has its own layer norm after every conv;",
-    ("iwgan", "ln"): r"arch=iwgan's critic has its own layer norm after every conv;",
-}
-REFUSED |= {(family, norm): rf"^{family.upper()}'s autoencoder critic takes no critic normalization "
-            for family in AUTOENCODERS for norm in NORMS if norm != "none"}
-
-
-def _overrides(family: str, norm: str, output_dir) -> list[str]:
-    return [*NORMS[norm], *{**FAMILIES, **AUTOENCODERS}[family], "dataset=synthetic", "dataset.channels=3",
-            "dataset.size=32", "arch.width=0.0625", "optim=B", "train.steps=3", "train.batch_size=4",
-            "train.g_batch_size=4", "train.log_every=1", "train.diagnostics_every=1", "train.sample_every=100",
-            "train.num_samples=4", "train.checkpoint_every=0", "metrics=none", "logger=none", "trainer=cpu",
-            "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", f"paths.output_dir={output_dir}"]
 
 
 def _weight_layers(critic: nn.Module) -> list[nn.Module]:
@@ -163,13 +115,13 @@ CHECKS = {"none": _check_none, "sn": _check_sn, "san_projection": _check_san, "s
           "bn": _check_feature(nn.BatchNorm2d), "ln": _check_feature(nn.GroupNorm)}
 
 
-class _RecordStart:
+class _RecordStart(pl.Callback):
     """What the critic looked like before its first update: stored weights and every conv's input size."""
 
     def __init__(self):
         self.state = {}
 
-    def __call__(self, module):
+    def on_train_start(self, trainer, module) -> None:
         critic = module.discriminator
         self.state["stored"] = [_stored(m).detach().clone() for m in _weight_layers(critic)]
         sizes, hooks = {}, []
@@ -181,41 +133,33 @@ class _RecordStart:
             if isinstance(layer, nn.Conv2d):
                 hooks.append(layer.register_forward_pre_hook(seen))
         critic.eval()
-        with torch.no_grad():
-            critic(torch.zeros(1, module.cfg.dataset.channels, module.cfg.dataset.image_size,
-                               module.cfg.dataset.image_size))
+        with torch.no_grad():  # forward, not __call__: eagerly, also under train.compile (no eval-mode graph built)
+            critic.forward(torch.zeros(1, module.cfg.dataset.channels, module.cfg.dataset.image_size,
+                                       module.cfg.dataset.image_size))
         critic.train()
         for hook in hooks:
             hook.remove()
         self.state["conv_inputs"] = sizes  # convolutions pad inside their forward: these are unpadded sizes
 
 
-def _run_recording_start(cfg, monkeypatch):
+def _run_recording_start(cfg):
     """The trained module and what its critic looked like before the first update (``_RecordStart``)."""
-    from sngan_repro.module import GAN
-
-    record, original_fit_start = _RecordStart(), GAN.on_fit_start
-
-    def on_fit_start(self):
-        original_fit_start(self)
-        record(self)
-
-    monkeypatch.setattr(GAN, "on_fit_start", on_fit_start)
-    return run(cfg), record.state
+    record = _RecordStart()
+    return run(cfg, callbacks=[record]), record.state
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("norm", sorted(NORMS))
 @pytest.mark.parametrize("family", sorted(FAMILIES | AUTOENCODERS))
-def test_every_normalization_keeps_its_invariant_on_every_architecture(family, norm, tmp_path, monkeypatch):
-    cfg = compose(_overrides(family, norm, tmp_path))
+def test_every_normalization_keeps_its_invariant_on_every_architecture(family, norm, tmp_path):
+    cfg = compose(combination_overrides(family, norm, tmp_path))
     if (family, norm) in REFUSED:
         with pytest.raises(ConfigError, match=REFUSED[(family, norm)]) as error:
             run(cfg)
         assert str(error.value).count(". ") == 0 and not (tmp_path / "checkpoints").exists()  # one sentence, no run
         return
 
-    module, initial = _run_recording_start(cfg, monkeypatch)
+    module, initial = _run_recording_start(cfg)
     assert module.g_step == 3 and all(math.isfinite(v) for v in module.last_metrics.values()), module.last_metrics
     CHECKS[norm](module, initial)
 
@@ -225,7 +169,7 @@ def test_generator_spectral_norm_holds_on_every_generator(family, tmp_path):
     """gen_norm=sn (Feng, Xu & Li): every conv, transposed conv and dense weight of any generator has sigma 1. Ten
     updates: a generator runs fewer power steps per update than the critic (two forwards instead of three)."""
     critic_norm = "none" if family in AUTOENCODERS else "sn"
-    module = run(compose([*_overrides(family, critic_norm, tmp_path), "gen_norm=sn", "train.steps=10"]))
+    module = run(compose([*combination_overrides(family, critic_norm, tmp_path), "gen_norm=sn", "train.steps=10"]))
     layers = [m for m in module.generator.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
     assert layers and all(any(isinstance(p, SpectralNorm) for p in _chain(m)) for m in layers)
     for layer in layers:
@@ -254,8 +198,8 @@ ACCELERATED += [("compile", "xiang_dcgan_wn", "san_reparametrization")]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("option, family, norm", ACCELERATED)
-def test_accelerations_keep_the_invariant_on_every_architecture(option, family, norm, tmp_path, monkeypatch):
-    module, initial = _run_recording_start(compose([*_overrides(family, norm, tmp_path), *ACCELERATIONS[option]]),
-                                           monkeypatch)
+def test_accelerations_keep_the_invariant_on_every_architecture(option, family, norm, tmp_path):
+    module, initial = _run_recording_start(compose([*combination_overrides(family, norm, tmp_path),
+                                                    *ACCELERATIONS[option]]))
     assert module.g_step == 3 and all(math.isfinite(v) for v in module.last_metrics.values()), module.last_metrics
     CHECKS[norm](module, initial)

@@ -8,13 +8,13 @@ import sys
 import pytest
 import torch
 from conftest import tiny_run_overrides
+from helpers.combinations import FAMILIES, NORMS, REFUSED, combination_overrides
 from helpers.ddp import recorder_override, run_processes
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_combinations import FAMILIES, NORMS, REFUSED, _overrides
 
 from sngan_repro import compose
-from sngan_repro.config import check_batch_split
+from sngan_repro.distributed import rank_share
 from sngan_repro.errors import ConfigError
 from sngan_repro.evaluate import evaluate
 from sngan_repro.module import GAN
@@ -72,9 +72,9 @@ def test_two_ranks_stay_equal_and_compute_what_one_process_computes(tmp_path, me
 
 def test_the_global_batch_must_split_evenly_over_the_ranks(tmp_path):
     cfg = compose(tiny_run_overrides(tmp_path, 3, "train.batch_size=18"))
-    check_batch_split(cfg, 2)
+    assert rank_share("train.batch_size", cfg.train.batch_size, 2) == 9
     with pytest.raises(ConfigError, match=r"train.batch_size=18 does not split evenly over the 4 ranks"):
-        check_batch_split(cfg, 4)
+        rank_share("train.batch_size", cfg.train.batch_size, 4)
 
 
 @pytest.mark.slow
@@ -126,7 +126,7 @@ def test_every_combination_gives_every_parameter_a_gradient_in_its_update(family
     critic update's loss reaches every critic parameter, and a generator update's every generator parameter."""
     if (family, norm) in REFUSED:
         return
-    module = GAN(compose(_overrides(family, norm, tmp_path)))
+    module = GAN(compose(combination_overrides(family, norm, tmp_path)))
     cfg = module.cfg
     real = torch.rand(4, cfg.dataset.channels, cfg.dataset.image_size, cfg.dataset.image_size) * 2 - 1
     module.discriminator_loss(real, step=0)[0].backward()

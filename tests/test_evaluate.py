@@ -104,20 +104,23 @@ def test_evaluate_refuses_bad_input_with_one_sentence(trained_checkpoint, tmp_pa
 
 
 @pytest.mark.slow
-def test_quickstart_digits_fid_improves_tenfold(tmp_path):
-    """The `make demo` run (seeded), its first third (500 of 1500 updates, to keep the suite's time): digits FID
-    at the end at least 10x lower than at step 0 (it was 820 -> 23)."""
+def test_quickstart_learns_the_digits_in_its_first_200_updates(tmp_path):
+    """The `make demo` run (seeded), its first 200 of 1500 updates (to keep the suite's time): digits FID at least 4x
+    lower than at step 0 and IS at least 3x higher (on this project's 2-core machine with torch 2.14: FID 820 -> 125,
+    IS 1.0 -> 4.5; 820 -> 58 and 6.1 after 500 updates). The metrics, sample grid and HParams are written at step 0
+    and after the last update."""
     from sngan_repro import compose
 
-    run(compose(["experiment=quickstart", "train.steps=500", f"paths.output_dir={tmp_path}",
+    run(compose(["experiment=quickstart", "train.steps=200", f"paths.output_dir={tmp_path}",
                  f"paths.cache_dir={tmp_path / 'cache'}", "trainer.enable_progress_bar=false"]))
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
     events.Reload()
     fid = {event.step: event.value for event in events.Scalars("digits_fid/2k_vs_train1797")}
-    assert sorted(fid) == [0, 250, 500]
-    assert fid[500] * 10 <= fid[0], fid
-    assert events.Scalars("digits_is/2k_1split")[-1].value > 3 * events.Scalars("digits_is/2k_1split")[0].value
-    assert len(events.Images("samples/fixed_z")) == 3
+    inception_score = {event.step: event.value for event in events.Scalars("digits_is/2k_1split")}
+    assert sorted(fid) == sorted(inception_score) == [0, 200]
+    assert fid[200] * 4 <= fid[0], fid
+    assert inception_score[200] > 3 * inception_score[0], inception_score
+    assert [event.step for event in events.Images("samples/fixed_z")] == [0, 200]
     hparams = events.PluginTagToContent("hparams")
     assert "_hparams_/experiment" in hparams and b"quickstart" in hparams["_hparams_/session_start_info"]
 

@@ -1,18 +1,21 @@
 """Every discriminator normalization against an independent computation: SVDs, explicit
 convolution matrices, and the papers' formulas."""
 
+import copy
 from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
 
 from sngan_repro import build_models, compose
-from sngan_repro.module import RankShare
-from sngan_repro.nn import normalizing_constants
+from sngan_repro.nn import normalizing_constants, spectral_norm
 from sngan_repro.nn.spectra import conv_operator_norm, san_constant, sn_estimate
+from sngan_repro.noise import RankShare
 from sngan_repro.normalizations import (
     BatchNormalization,
     GradientPenalty,
@@ -30,6 +33,13 @@ from sngan_repro.normalizations.sparsity_aware import SparsityAwareProjection, S
 
 def _spectral_norm(matrix: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_norm(matrix.detach().double(), ord=2)
+
+
+def _numpy_sigma(weight: torch.Tensor, dim: int = 0) -> float:
+    """The top singular value of the weight reshaped to (output units along ``dim``, everything else), by LAPACK's
+    SVD through numpy in float64: independent of torch's linear algebra."""
+    array = np.moveaxis(weight.detach().double().numpy(), dim, 0)
+    return float(np.linalg.svd(array.reshape(array.shape[0], -1), compute_uv=False)[0])
 
 
 # -- spectral normalization ---------------------------------------------------------------------
@@ -51,8 +61,114 @@ def test_sn_normalized_weight_has_unit_sigma():
     layer = _converged_sn_conv()
     exact = _spectral_norm(layer.parametrizations.weight.original.flatten(1))
     assert torch.allclose(_sigma_of(layer).double(), exact, rtol=1e-4)  # the sigma it divided by, as logged
-    assert torch.allclose(sn_estimate(layer.parametrizations.weight.original).double(), exact, rtol=1e-6)
     assert abs(torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2).item() - 1) < 1e-3
+
+
+@pytest.mark.parametrize("shape", [(16, 8, 3, 3), (7, 20), (20, 7), (3, 5, 4, 4)])
+@pytest.mark.parametrize("dtype,rtol", [(torch.float32, 1e-6), (torch.float64, 1e-12)])
+def test_sn_estimate_is_the_top_singular_value_of_the_reshaped_kernel(shape, dtype, rtol):
+    """What the diagnostics log as SN's target: sigma of the kernel reshaped to (out, in*kh*kw), against numpy's SVD."""
+    torch.manual_seed(len(shape))
+    weight = torch.randn(shape, dtype=dtype)
+    estimate = sn_estimate(weight)
+    assert estimate.dtype == dtype and estimate.shape == ()
+    assert estimate.item() == pytest.approx(_numpy_sigma(weight), rel=rtol)
+
+
+# Our SpectralNorm against PyTorch's own torch.nn.utils.parametrizations.spectral_norm. Both keep u and v in buffers,
+# run n power steps per training-mode forward and none in eval mode, divide by sigma = u^T W v with u, v constants for
+# autograd, and start with 15 steps from a random draw. One difference in the algorithm, kept on purpose: the order of
+# the two half steps.
+#   ours (Miyato et al.'s Algorithm 1):  v <- N(W^T u), then u <- N(W v)   (a step starts from u)
+#   PyTorch (parametrizations.py):       u <- N(W v),   then v <- N(W^T u) (a step starts from v)
+# So after step k from the same u_0, ours holds (u_k, v_k) and divides by u_k^T W v_k = ||W v_k||, while PyTorch's
+# u is also u_k but its v is already v_{k+1} = N(W^T u_k), and it divides by ||W^T u_k||, half a step further along
+# (>= ours by Cauchy-Schwarz, <= sigma(W)). PyTorch's steps on W^T are ours on W with u and v swapped: that is the
+# exact comparison (for a Linear, PyTorch's dim=1 takes W^T; a conv's (out, in*kh*kw) matrix is taken by a Linear
+# holding its transpose, since no dim of a 4-D kernel gives it).
+
+def _sn_pair(plain: nn.Module):
+    """(our spectrally normalized ``plain``, PyTorch's spectral_norm of our reshaped matrix's transpose), both in
+    float64, PyTorch's buffers set to ours swapped (its v = our u, its u = our v) and its W^T to our stored W."""
+    ours = spectral_norm(plain.double())
+    matrix = ours.parametrizations.weight.original.detach().flatten(1)
+    holder = nn.Linear(*matrix.shape, bias=False).double()  # weight (in*kh*kw, out) = W^T
+    with torch.no_grad():
+        holder.weight.copy_(matrix.T)
+    reference = torch_spectral_norm(holder)
+    ours_sn, torch_sn = ours.parametrizations.weight[0], reference.parametrizations.weight[0]
+    with torch.no_grad():
+        _restart(ours_sn)
+        torch_sn._v.copy_(ours_sn.u)  # the u every step of ours starts from
+        torch_sn._u.copy_(ours_sn.v)
+    return ours, reference
+
+
+def _restart(parametrization) -> None:
+    """New random unit u and v: far from the top singular vectors (registration's 15 steps nearly converge them), so
+    that a step skipped, added or taken in another order changes sigma by far more than the tolerances."""
+    for vector in (parametrization.u, parametrization.v):
+        vector.copy_(F.normalize(torch.randn_like(vector), dim=0))
+
+
+@pytest.mark.parametrize("plain", [lambda: nn.Linear(7, 5), lambda: nn.Conv2d(3, 4, 3)], ids=["linear", "conv2d"])
+def test_sn_steps_as_pytorchs_spectral_norm(plain):
+    torch.manual_seed(0)
+    ours, reference = _sn_pair(plain())
+    ours_sn, torch_sn = ours.parametrizations.weight[0], reference.parametrizations.weight[0]
+    stored, torch_stored = ours.parametrizations.weight.original, reference.parametrizations.weight.original
+    probe = torch.randn_like(stored)
+    sigmas = []
+    for _ in range(6):  # training mode: one power step per access, the weights moving in between as in training
+        weight, torch_weight = ours.weight, reference.weight.T.reshape(stored.shape)
+        torch.testing.assert_close(weight, torch_weight, rtol=1e-12, atol=0)
+        torch.testing.assert_close(ours_sn.u, torch_sn._v, rtol=0, atol=1e-14)
+        torch.testing.assert_close(ours_sn.v, torch_sn._u, rtol=0, atol=1e-14)
+        torch.testing.assert_close(ours_sn.sigma, torch.dot(torch_sn._u, torch_stored.detach() @ torch_sn._v),
+                                   rtol=1e-13, atol=0)
+        (grad,) = torch.autograd.grad((weight * probe).sum(), stored)  # the gradient through sigma, too
+        (torch_grad,) = torch.autograd.grad((torch_weight * probe).sum(), torch_stored)
+        torch.testing.assert_close(grad, torch_grad.T.reshape(grad.shape), rtol=1e-12, atol=1e-15)
+        sigmas.append(ours_sn.sigma.item() / _numpy_sigma(stored))
+        with torch.no_grad():
+            delta = 0.02 * torch.randn_like(stored)
+            stored.add_(delta)
+            torch_stored.add_(delta.flatten(1).T)
+    # the comparison has power: the estimates were far from converged, so a step skipped or added would show
+    assert sigmas[0] < 0.95 and max(sigmas) < 1 - 1e-4, sigmas
+    vectors = ours_sn.u.clone(), ours_sn.v.clone()
+    ours.eval(), reference.eval()
+    for _ in range(3):  # eval mode: no power step in either, the same sigma from the same u, v
+        torch.testing.assert_close(ours.weight, reference.weight.T.reshape(stored.shape), rtol=1e-12, atol=0)
+    assert torch.equal(ours_sn.u, vectors[0]) and torch.equal(ours_sn.v, vectors[1])
+    torch.testing.assert_close(torch_sn._v, vectors[0], rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("plain", [lambda: nn.Linear(7, 5), lambda: nn.Conv2d(3, 4, 3)], ids=["linear", "conv2d"])
+def test_sn_is_half_a_power_step_behind_pytorchs_on_the_same_matrix(plain):
+    """The difference above, measured: PyTorch's spectral_norm of the same layer (dim 0), its v set to the half step
+    N(W^T u_0) that ours takes first, keeps our u after every step, its v one half step ahead, and divides by
+    ||W^T u_k|| where ours divides by u_k^T W v_k; both below the SVD's sigma."""
+    torch.manual_seed(1)
+    layer = plain().double()
+    reference = torch_spectral_norm(copy.deepcopy(layer))
+    ours = spectral_norm(layer)
+    ours_sn, torch_sn = ours.parametrizations.weight[0], reference.parametrizations.weight[0]
+    matrix = ours.parametrizations.weight.original.detach().flatten(1)
+    with torch.no_grad():
+        _restart(ours_sn)
+        torch_sn._u.copy_(ours_sn.u)
+        torch_sn._v.copy_(F.normalize(matrix.T @ ours_sn.u, dim=0))
+    exact = _numpy_sigma(matrix)
+    for _ in range(4):
+        weight, torch_weight = ours.weight, reference.weight
+        torch.testing.assert_close(torch_sn._u, ours_sn.u, rtol=0, atol=1e-14)
+        torch.testing.assert_close(torch_sn._v, F.normalize(matrix.T @ ours_sn.u, dim=0), rtol=0, atol=1e-14)
+        ours_sigma, torch_sigma = ours_sn.sigma.item(), (matrix / torch_weight.detach().flatten(1)).mean().item()
+        assert ours_sigma == pytest.approx((ours_sn.u @ matrix @ ours_sn.v).item(), rel=1e-13)
+        assert torch_sigma == pytest.approx(torch.linalg.vector_norm(matrix.T @ ours_sn.u).item(), rel=1e-13)
+        assert ours_sigma < torch_sigma <= exact * (1 + 1e-14)
+        torch.testing.assert_close(torch_weight * torch_sigma, weight * ours_sigma, rtol=1e-13, atol=0)
 
 
 def test_sn_gradient_flows_through_sigma():
