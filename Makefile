@@ -35,8 +35,10 @@ ACCELERATIONS := 'trainer.precision=bf16-mixed' 'train.channels_last=true' 'trai
 	'dataset.device_resident=true'
 bench: $(STAMP)
 	$(PY) scripts/bench_norms.py --methods none sn san wn gp --output 'benchmarks/critic_update_{device}.json'
-	$(PY) scripts/bench_train.py --output 'benchmarks/train_{device}.json'
-	$(PY) scripts/bench_train.py --archs sngan_cnn --norms sn --options $(ACCELERATIONS) \
+	$(PY) scripts/bench_train.py --experiments --output 'benchmarks/train_{device}.json'
+	$(PY) scripts/bench_train.py --no-grid --experiments quickstart --pairs 15 \
+		--output 'benchmarks/train_quickstart_{device}.json'
+	$(PY) scripts/bench_train.py --archs sngan_cnn --norms sn --experiments --options $(ACCELERATIONS) \
 		--output 'benchmarks/accelerations_{device}.json'
 
 # the suite without the tests marked slow (see the marker in pyproject.toml); CI runs `make test`

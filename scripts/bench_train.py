@@ -1,30 +1,45 @@
 """Our training step against a hand-written PyTorch loop doing the same math, per generator iteration.
 
-One generator iteration is n_dis critic updates and one generator update (Miyato et al.'s setting B: n_dis = 1,
-Adam 1e-4, betas 0.5/0.999, non-saturating loss), at 32 px with batch 64, for the standard CNN and the ResNet
-and norm=none, sn, san. "Ours" is ``sngan_repro.train.run`` as a user runs it (Lightning Trainer, the default
-callbacks, TensorBoard logging; the progress bar and metrics off). "Plain" is the loop below: the same networks
-built with norm=none, PyTorch's own ``spectral_norm`` for SN, SAN written out with ``torch.fft`` and nn.Conv2d's
-circular padding, a shuffling DataLoader, ``torch.randn`` noise and the loss formulas written here.
+One generator iteration is n_dis critic updates and one generator update. Two kinds of rows:
+
+- the 32 px grid (``--archs`` x ``--norms``): Miyato et al.'s setting B (n_dis = 1, Adam 1e-4, betas 0.5/0.999,
+  non-saturating loss), batch 64, for the standard CNN and the ResNet and norm=none, sn, san;
+- experiment presets (``--experiments``, default quickstart: the 24 px, width 0.25 SN CNN with the hinge loss and
+  setting C, batch 64 on the digits), each as configured, where a tiny model makes fixed per-update costs show.
+
+"Ours" is ``sngan_repro.train.run`` as a user runs it (Lightning Trainer, the default callbacks, TensorBoard logging
+every train.log_every updates) with the progress bar and metrics off, and for experiment rows the sample grids,
+periodic checkpoints and spectral diagnostics off too. "Plain" is the loop below: the same networks built with no
+normalization, PyTorch's own ``spectral_norm`` for SN, SAN written out with ``torch.fft`` and nn.Conv2d's circular
+padding, a shuffling DataLoader, ``torch.randn`` noise, the run's loss formula written here and its optimizer,
+run with the environment variables Lightning sets on import as they were at launch (a script without Lightning).
 
 ``--options`` adds rows with an acceleration (or any override) on our side only, timed against the same plain
 loop: the change of ours/plain from the defaults' row is the option's speed-up.
 
 The two alternate in one process: inside our training run a callback runs the plain loop for k generator
-iterations after every k of ours, so machine noise hits both alike; each ratio is the median over the pairs.
+iterations after every k of ours, so machine noise hits both alike; each side's time per iteration is taken over
+its window of k after a warm-up (no setup inside), in wall time and in process CPU time (less sensitive to other
+processes on a shared machine), and each ratio is the median over the pairs (with quartiles, min and max). An
+experiment's window is its train.log_every updates, so that every window of ours holds one logging step.
 Peak memory is measured in a fresh process per side (the growth over two iterations: VmHWM on CPU,
 max_memory_allocated on CUDA). FLOP/s of the plain loop (PyTorch's FlopCounterMode) are given relative to a
 large matrix product on the same device. The results go to a JSON file, which ``--baseline`` compares against.
 
     .venv/bin/python scripts/bench_train.py [--archs sngan_cnn sngan_resnet] [--norms none sn san] [--pairs 9]
-        [--iterations 2] [--options 'trainer.precision=bf16-mixed' ...] [--output benchmarks/train_{device}.json]
+        [--iterations 2] [--experiments quickstart] [--experiment-iterations K] [--no-grid]
+        [--options 'trainer.precision=bf16-mixed' ...] [--output benchmarks/train_{device}.json]
         [--baseline benchmarks/train_cpu.json] [override for both sides ...]
+
+    # the quickstart row alone (the acceptance check for fixed per-update costs):
+    .venv/bin/python scripts/bench_train.py --no-grid --experiments quickstart --output /tmp/quickstart.json
 """
 
 import argparse
-import itertools
+import contextlib
 import json
 import logging
+import os
 import platform
 import re
 import statistics
@@ -32,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -44,20 +60,84 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from sngan_repro import build_models, compose
 from sngan_repro.data import build_datamodule
+from sngan_repro.normalizations import Normalization
 from sngan_repro.train import run
 
 ARCHS = ["sngan_cnn", "sngan_resnet"]
 NORMS = ["none", "sn", "san"]
+EXPERIMENTS = ["quickstart"]
 WARMUP_ITERATIONS = 2  # per side, before the first timed pair (allocator, oneDNN/cuDNN kernel choice)
 MEMORY_ITERATIONS = 2
+# what an experiment row switches off on our side: the quality metrics, the sample grids, the checkpoints (ours and
+# Lightning's default one) and the spectral diagnostics; the training step, its logging and the other callbacks stay
+EXPERIMENT_EXTRAS_OFF = ["metrics=none", "callbacks.samples=null", "callbacks.checkpoint=null",
+                         "callbacks.best_checkpoint=null", "+trainer.enable_checkpointing=false",
+                         "train.diagnostics_every=0"]
 
 
-def overrides(arch: str, norm: str, args, steps: int, output_dir: str, option: str = "") -> list[str]:
-    """The run's overrides; ``option`` (space-separated overrides, e.g. an acceleration) for our side only."""
-    return [f"arch={arch}", f"norm={norm}", "dataset=synthetic", "dataset.image_size=32", "optim=B", "loss=nonsat",
-            f"train.batch_size={args.batch}", f"train.steps={steps}", "metrics=none", f"paths.output_dir={output_dir}",
-            f"trainer.accelerator={args.device}", "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false", *args.overrides, *option.split()]
+@dataclass(frozen=True)
+class Setting:
+    """What a row times: an experiment preset as configured, or an arch x norm of the 32 px grid."""
+
+    arch: str = ""
+    norm: str = ""
+    experiment: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"experiment={self.experiment}" if self.experiment else f"{self.arch} norm={self.norm}"
+
+    def overrides(self, args, steps: int, output_dir: str, option: str = "") -> list[str]:
+        """The run's overrides; ``option`` (space-separated overrides, e.g. an acceleration) for our side only."""
+        if self.experiment:
+            setting = [f"experiment={self.experiment}", *EXPERIMENT_EXTRAS_OFF]
+        else:
+            setting = [f"arch={self.arch}", f"norm={self.norm}", "dataset=synthetic", "dataset.image_size=32",
+                       "optim=B", "loss=nonsat", f"train.batch_size={args.batch}", "metrics=none"]
+        return [*setting, f"train.steps={steps}", f"paths.output_dir={output_dir}",
+                f"trainer.accelerator={args.device}", "trainer.enable_progress_bar=false",
+                "trainer.enable_model_summary=false", *args.overrides, *option.split()]
+
+    def iterations(self, args) -> int:
+        """Generator iterations per side per pair: an experiment's logging period unless given."""
+        if not self.experiment:
+            return args.iterations
+        if args.experiment_iterations:
+            return args.experiment_iterations
+        return compose(self.overrides(args, 1, tempfile.gettempdir())).train.log_every
+
+
+# Lightning sets this on import (lightning_fabric/__init__.py), so that torch.cuda.is_available() asks NVML instead of
+# initializing CUDA; torch.optim.Adam asks on every step. A hand-written loop never imports Lightning, so it runs with
+# the variable as the process was started with: a cost of the variable, if any, is ours.
+NVML_CUDA_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+def _launch_environment() -> dict[str, str]:
+    """The environment the process was started with, before any import changed it (Linux; else the current one)."""
+    try:
+        entries = Path("/proc/self/environ").read_bytes().split(b"\0")
+    except OSError:
+        return dict(os.environ)
+    return dict(entry.decode(errors="replace").split("=", 1) for entry in entries if b"=" in entry)
+
+
+def _set_variable(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+@contextlib.contextmanager
+def without_lightning_environment():
+    """Run the plain loop with the environment variables Lightning sets on import as they were at launch."""
+    ours = os.environ.get(NVML_CUDA_CHECK)
+    _set_variable(NVML_CUDA_CHECK, _launch_environment().get(NVML_CUDA_CHECK))
+    try:
+        yield
+    finally:
+        _set_variable(NVML_CUDA_CHECK, ours)
 
 
 def synchronize(device: torch.device) -> None:
@@ -91,12 +171,26 @@ def _input_sizes(discriminator: nn.Module, image_shape) -> dict[nn.Module, tuple
     return sizes
 
 
+# (critic loss of D(x), D(G(z)); generator loss of D(G(z))) as written in Miyato et al. 2018, Eqs. 15-17
+LOSSES = {
+    "nonsat": (lambda real, fake: F.softplus(-real).mean() + F.softplus(fake).mean(),
+               lambda fake: F.softplus(-fake).mean()),
+    "hinge": (lambda real, fake: F.relu(1 - real).mean() + F.relu(1 + fake).mean(),
+              lambda fake: -fake.mean()),
+}
+
+
 class PlainLoop:
     """What a researcher writes by hand for the same run."""
 
-    def __init__(self, cfg, norm: str, device: torch.device):
-        """``cfg``: the run's config with norm=none; ``norm``: none, sn or san."""
-        self.generator, self.discriminator = build_models(cfg)
+    def __init__(self, cfg, device: torch.device):
+        """``cfg``: the run's composed config (its norm none, sn or san; its loss nonsat or hinge)."""
+        norm, loss = cfg.choices.norm, cfg.choices.loss
+        if norm not in NORMS or loss not in LOSSES:
+            raise ValueError(f"the plain loop writes out norm={'|'.join(NORMS)} and loss={'|'.join(LOSSES)}; "
+                             f"got norm={norm}, loss={loss}")
+        self.critic_loss, self.generator_loss = LOSSES[loss]
+        self.generator, self.discriminator = build_models(cfg, norm=Normalization())  # the networks unnormalized
         _torch_convs(self.discriminator, "circular" if norm == "san" else "zeros")
         image_shape = (cfg.dataset.channels, cfg.dataset.image_size, cfg.dataset.image_size)
         self.san_sizes = _input_sizes(self.discriminator, image_shape) if norm == "san" else {}
@@ -116,7 +210,7 @@ class PlainLoop:
                             shuffle=True, drop_last=True, pin_memory=device.type == "cuda")
         self.batches = self._endless(loader)
         self.device, self.latent_dim = device, cfg.arch.latent_dim
-        self.batch_size, self.n_dis = cfg.train.batch_size, cfg.optim.n_dis
+        self.batch_size, self.g_batch_size, self.n_dis = cfg.train.batch_size, cfg.train.g_batch_size, cfg.optim.n_dis
 
     @staticmethod
     def _endless(loader):
@@ -132,20 +226,26 @@ class PlainLoop:
         (images,) = next(self.batches)
         return images.to(self.device, non_blocking=True).float().div_(127.5).sub_(1)
 
+    def run(self, iterations: int) -> None:
+        """``iterations`` generator iterations, in the environment of a process without Lightning."""
+        with without_lightning_environment():
+            for _ in range(iterations):
+                self.iteration()
+
     def iteration(self) -> None:
         for _ in range(self.n_dis):
             real = self.real_batch()
             with torch.no_grad():
                 fake = self.generator(torch.randn(self.batch_size, self.latent_dim, device=self.device))
-            loss_d = F.softplus(-self.discriminator(real)).mean() + F.softplus(self.discriminator(fake)).mean()
+            loss_d = self.critic_loss(self.discriminator(real), self.discriminator(fake))
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
             self.project_san()
         for p in self.discriminator.parameters():
             p.requires_grad_(False)
-        fake = self.generator(torch.randn(self.batch_size, self.latent_dim, device=self.device))
-        loss_g = F.softplus(-self.discriminator(fake)).mean()
+        fake = self.generator(torch.randn(self.g_batch_size, self.latent_dim, device=self.device))
+        loss_g = self.generator_loss(self.discriminator(fake))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -154,58 +254,79 @@ class PlainLoop:
 
 
 # -- alternation inside our run ----------------------------------------------------------------------
+class Clock:
+    """Wall and process CPU seconds, read once the device has finished its queued work."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def read(self) -> tuple[float, float]:
+        synchronize(self.device)
+        return time.perf_counter(), time.process_time()
+
+
 class Alternation(pl.Callback):
-    """After every ``iterations`` generator iterations of ours, run as many of the plain loop; stop after ``pairs``."""
+    """After every ``iterations`` generator iterations of ours, run as many of the plain loop; stop after ``pairs``.
+
+    Each side's window starts where the other's ended, so ours' includes everything our run does between two
+    generator updates (Lightning's loop, data, hooks, logging) and nothing of its setup (the warm-up is before)."""
 
     def __init__(self, plain: PlainLoop, iterations: int, pairs: int, device: torch.device):
-        self.plain, self.iterations, self.pairs, self.device = plain, iterations, pairs, device
-        self.times = {"ours": [], "plain": []}
-        self.done, self.started = 0, 0.0
+        self.plain, self.iterations, self.pairs, self.clock = plain, iterations, pairs, Clock(device)
+        self.times = {side: {"wall": [], "cpu": []} for side in ("ours", "plain")}
+        self.done, self.started = 0, (0.0, 0.0)
 
-    def clock(self) -> float:
-        synchronize(self.device)
-        return time.perf_counter()
+    def record(self, side: str, started: tuple[float, float]) -> None:
+        ended = self.clock.read()
+        for kind, end, start in zip(("wall", "cpu"), ended, started):
+            self.times[side][kind].append((end - start) / self.iterations)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if not module.generator_stepped:
             return
         self.done += 1
         if self.done == WARMUP_ITERATIONS:  # ours warmed up: warm the plain loop up, then start the first pair
-            for _ in range(WARMUP_ITERATIONS):
-                self.plain.iteration()
+            self.plain.run(WARMUP_ITERATIONS)
         elif self.done > WARMUP_ITERATIONS and (self.done - WARMUP_ITERATIONS) % self.iterations == 0:
-            self.times["ours"].append((self.clock() - self.started) / self.iterations)
-            started = self.clock()
-            for _ in range(self.iterations):
-                self.plain.iteration()
-            self.times["plain"].append((self.clock() - started) / self.iterations)
-            trainer.should_stop = len(self.times["ours"]) == self.pairs
+            self.record("ours", self.started)
+            started = self.clock.read()
+            self.plain.run(self.iterations)
+            self.record("plain", started)
+            trainer.should_stop = len(self.times["ours"]["wall"]) == self.pairs
         else:
             return
-        self.started = self.clock()
+        self.started = self.clock.read()
 
 
-def plain_loop(arch: str, norm: str, args, device: torch.device) -> PlainLoop:
-    torch.manual_seed(0)
-    return PlainLoop(compose(overrides(arch, "none", args, 1, tempfile.gettempdir())), norm, device)
+def spread(ratios: list[float]) -> dict:
+    """Median, quartiles, min and max of per-pair ratios."""
+    quartiles = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
+    return {"ratio": statistics.median(ratios), "ratio_quartiles": [quartiles[0], quartiles[2]],
+            "ratio_range": [min(ratios), max(ratios)], "ratios": ratios}
 
 
-def time_pairs(arch: str, norm: str, option: str, args) -> dict:
+def time_pairs(setting: Setting, option: str, args) -> dict:
     device = torch.device(args.device)
-    steps = WARMUP_ITERATIONS + args.pairs * args.iterations + 1
-    plain = plain_loop(arch, norm, args, device)
+    iterations = setting.iterations(args)
+    steps = WARMUP_ITERATIONS + args.pairs * iterations + 1
     with tempfile.TemporaryDirectory() as output_dir:
-        # composed after the plain loop's config, as run() records the current one
-        cfg = compose(overrides(arch, norm, args, steps, output_dir, option))
-        alternation = Alternation(plain, args.iterations, args.pairs, device)
+        torch.manual_seed(0)
+        plain = PlainLoop(compose(setting.overrides(args, steps, output_dir)), device)  # without the option
+        cfg = compose(setting.overrides(args, steps, output_dir, option))  # composed last, as run() records it
+        alternation = Alternation(plain, iterations, args.pairs, device)
         run(cfg, callbacks=[alternation])
         with FlopCounterMode(display=False) as flops:
-            plain.iteration()
-    ours, plain_times = (statistics.median(alternation.times[side]) for side in ("ours", "plain"))
-    ratios = [o / p for o, p in zip(alternation.times["ours"], alternation.times["plain"])]
-    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-    return {"arch": arch, "norm": norm, "option": option, "ours_ms": 1e3 * ours, "plain_ms": 1e3 * plain_times,
-            "ratio": statistics.median(ratios), "ratio_quartiles": [quartiles[0], quartiles[2]], "ratios": ratios,
+            plain.run(1)
+    times = alternation.times
+    ours, plain_times = (statistics.median(times[side]["wall"]) for side in ("ours", "plain"))
+    wall = spread([o / p for o, p in zip(times["ours"]["wall"], times["plain"]["wall"])])
+    cpu = spread([o / p for o, p in zip(times["ours"]["cpu"], times["plain"]["cpu"])])
+    return {"setting": setting.label, "arch": cfg.choices.arch, "norm": cfg.choices.norm,
+            "experiment": setting.experiment, "option": option, "image_size": cfg.dataset.image_size,
+            "width": cfg.arch.width, "batch": cfg.train.batch_size, "iterations_per_side": iterations,
+            "ours_ms": 1e3 * ours, "plain_ms": 1e3 * plain_times, **wall,
+            "cpu_time": {"ours_ms": 1e3 * statistics.median(times["ours"]["cpu"]),
+                         "plain_ms": 1e3 * statistics.median(times["plain"]["cpu"]), **cpu},
             "ours_it_per_s": 1 / ours, "plain_it_per_s": 1 / plain_times,
             "plain_flop_per_iteration": flops.get_total_flops(),
             "plain_flop_per_s": flops.get_total_flops() / plain_times}
@@ -253,25 +374,25 @@ class _MeasureOurs(pl.Callback):
             trainer.should_stop = True
 
 
-def measure_memory(side: str, arch: str, norm: str, option: str, args) -> float:
+def measure_memory(side: str, setting: Setting, option: str, args) -> float:
     device = torch.device(args.device)
     meter = PeakMemory(device)
-    if side == "plain":
-        plain = plain_loop(arch, norm, args, device)
-        meter.start()
-        for _ in range(MEMORY_ITERATIONS):
-            plain.iteration()
-        return meter.peak_mb()
     with tempfile.TemporaryDirectory() as output_dir:
-        cfg = compose(overrides(arch, norm, args, MEMORY_ITERATIONS + 1, output_dir, option))
+        if side == "plain":
+            torch.manual_seed(0)
+            plain = PlainLoop(compose(setting.overrides(args, MEMORY_ITERATIONS, output_dir)), device)
+            meter.start()
+            plain.run(MEMORY_ITERATIONS)
+            return meter.peak_mb()
         callback = _MeasureOurs(meter)
-        run(cfg, callbacks=[callback])
+        run(compose(setting.overrides(args, MEMORY_ITERATIONS + 1, output_dir, option)), callbacks=[callback])
         return callback.peak
 
 
-def memory_in_child(side: str, arch: str, norm: str, option: str, argv: list[str]) -> float:
-    command = [sys.executable, __file__, *argv, "--memory-of", side, "--archs", arch, "--norms", norm,
-               f"--options={option}"]
+def memory_in_child(side: str, setting: Setting, option: str, argv: list[str]) -> float:
+    selection = (["--no-grid", "--experiments", setting.experiment] if setting.experiment
+                 else ["--archs", setting.arch, "--norms", setting.norm, "--experiments"])
+    command = [sys.executable, __file__, *argv, "--memory-of", side, *selection, f"--options={option}"]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_mb"]
 
@@ -289,25 +410,39 @@ def matmul_flop_per_s(device: torch.device, size: int, repeats: int = 5) -> floa
     return 2 * size**3 / statistics.median(times)
 
 
+def _row_key(row: dict) -> tuple:
+    return row.get("experiment", ""), row["arch"], row["norm"], row.get("option", "")
+
+
 def compare(results: dict, baseline_path: Path) -> None:
-    baseline = {(row["arch"], row["norm"], row.get("option", "")): row
-                for row in json.loads(baseline_path.read_text())["results"]}
+    baseline = {_row_key(row): row for row in json.loads(baseline_path.read_text())["results"]}
     print(f"\nagainst {baseline_path}:")
     for row in results["results"]:
-        old = baseline.get((row["arch"], row["norm"], row["option"]))
+        old = baseline.get(_row_key(row))
         if old:
-            print(f"{row['arch']:>13s} {row['norm']:>5s} {row['option'] or '(defaults)':>28s}  ours/plain "
+            print(f"{row['setting']:>25s} {row['option'] or '(defaults)':>28s}  ours/plain "
                   f"{old['ratio']:.3f} -> {row['ratio']:.3f}; ours {old['ours_it_per_s']:.3f} -> "
                   f"{row['ours_it_per_s']:.3f} it/s")
+
+
+def settings(args) -> list[Setting]:
+    grid = [Setting(arch, norm) for arch in args.archs for norm in args.norms] if args.grid else []
+    return grid + [Setting(experiment=experiment) for experiment in args.experiments]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", nargs="+", default=ARCHS)
     parser.add_argument("--norms", nargs="+", default=NORMS)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--grid", action=argparse.BooleanOptionalAction, default=True,
+                        help="time the 32 px grid of --archs x --norms (--no-grid: the experiments only)")
+    parser.add_argument("--experiments", nargs="*", default=EXPERIMENTS, help="experiment presets timed as "
+                        "configured, with metrics, samples, checkpoints and diagnostics off (none: give no name)")
+    parser.add_argument("--batch", type=int, default=64, help="the 32 px grid's batch (experiments keep theirs)")
     parser.add_argument("--pairs", type=int, default=9)
-    parser.add_argument("--iterations", type=int, default=2, help="generator iterations per side per pair")
+    parser.add_argument("--iterations", type=int, default=2, help="generator iterations per side per pair (grid)")
+    parser.add_argument("--experiment-iterations", type=int, default=None, help="generator iterations per side per "
+                        "pair of an experiment (default: its train.log_every, one logging step per window of ours)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--matmul-size", type=int, default=None, help="side of the reference product (CPU 2048, "
                         "GPU 8192)")
@@ -324,30 +459,32 @@ def main() -> None:
     pl.seed_everything(0, verbose=False)
     if args.memory_of:
         option = args.options[0] if args.options else ""
-        print(json.dumps({"peak_mb": measure_memory(args.memory_of, args.archs[0], args.norms[0], option, args)}))
+        print(json.dumps({"peak_mb": measure_memory(args.memory_of, settings(args)[0], option, args)}))
         return
 
     device = torch.device(args.device)
     reference = matmul_flop_per_s(device, args.matmul_size or (8192 if device.type == "cuda" else 2048))
     child_argv = ["--batch", str(args.batch), "--device", args.device, *args.overrides]
     results = []
-    print(f"one generator iteration, batch {args.batch}, 32x32, {device.type}, {torch.get_num_threads()} threads; "
-          f"median (and quartiles) of {args.pairs} alternating pairs x {args.iterations} iterations; "
-          f"a {reference / 1e9:.1f} GFLOP/s matrix product is the reference")
-    print(f"{'arch':>13s} {'norm':>5s} {'ours with':>28s} {'ours/plain':>10s} {'quartiles':>11s} {'ours it/s':>9s} "
-          f"{'plain it/s':>10s} "
-          f"{'ours MB':>8s} {'plain MB':>8s} {'plain GFLOP/s':>13s} {'of matmul':>9s}")
-    for arch, norm, option in itertools.product(args.archs, args.norms, ["", *args.options]):
-        row = time_pairs(arch, norm, option, args)
-        row["peak_memory_mb"] = {side: memory_in_child(side, arch, norm, option, child_argv)
-                                 for side in ("ours", "plain")}
-        row["plain_fraction_of_matmul"] = row["plain_flop_per_s"] / reference
-        results.append(row)
-        low, high = row["ratio_quartiles"]
-        print(f"{arch:>13s} {norm:>5s} {option or '(defaults)':>28s} {row['ratio']:10.3f} {low:5.2f}-{high:5.2f} "
-              f"{row['ours_it_per_s']:9.3f} {row['plain_it_per_s']:10.3f} {row['peak_memory_mb']['ours']:8.0f} "
-              f"{row['peak_memory_mb']['plain']:8.0f} {row['plain_flop_per_s'] / 1e9:13.1f} "
-              f"{row['plain_fraction_of_matmul']:9.2f}", flush=True)
+    print(f"one generator iteration, {device.type}, {torch.get_num_threads()} threads; ours/plain: median (quartiles, "
+          f"min-max) of {args.pairs} alternating pairs, wall time, and its median in process CPU time; a "
+          f"{reference / 1e9:.1f} GFLOP/s matrix product is the reference")
+    print(f"{'setting':>25s} {'px':>3s} {'ours with':>28s} {'ours/plain':>10s} {'quartiles':>11s} {'min-max':>11s} "
+          f"{'cpu':>5s} {'ours it/s':>9s} {'plain it/s':>10s} {'ours MB':>8s} {'plain MB':>8s} "
+          f"{'plain GFLOP/s':>13s} {'of matmul':>9s}")
+    for setting in settings(args):
+        for option in ["", *args.options]:
+            row = time_pairs(setting, option, args)
+            row["peak_memory_mb"] = {side: memory_in_child(side, setting, option, child_argv)
+                                     for side in ("ours", "plain")}
+            row["plain_fraction_of_matmul"] = row["plain_flop_per_s"] / reference
+            results.append(row)
+            (low, high), (least, most) = row["ratio_quartiles"], row["ratio_range"]
+            print(f"{row['setting']:>25s} {row['image_size']:3d} {option or '(defaults)':>28s} {row['ratio']:10.3f} "
+                  f"{low:5.2f}-{high:5.2f} {least:5.2f}-{most:5.2f} {row['cpu_time']['ratio']:5.2f} "
+                  f"{row['ours_it_per_s']:9.3f} {row['plain_it_per_s']:10.3f} {row['peak_memory_mb']['ours']:8.0f} "
+                  f"{row['peak_memory_mb']['plain']:8.0f} {row['plain_flop_per_s'] / 1e9:13.1f} "
+                  f"{row['plain_fraction_of_matmul']:9.2f}", flush=True)
     output = {"device": device.type, "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
               else platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "torch": torch.__version__, "lightning": pl.__version__, "batch": args.batch, "pairs": args.pairs,

@@ -28,7 +28,7 @@ from .models import build_models
 from .nn import projected_layers
 from .noise import NoiseStreams, RankShare
 from .normalizations import build_normalization
-from .precision import PerNetworkLossScaling
+from .precision import PerNetworkLossScaling, lightning_backward_is_plain
 from .training_scalars import TrainingScalars, synchronized_clock
 
 
@@ -46,8 +46,13 @@ class GAN(pl.LightningModule):
         self.save_hyperparameters({"cfg": cfg}, logger=False)  # the HParams tab gets a summary (callbacks/hparams.py)
         self.cfg = OmegaConf.create(cfg)
         self.automatic_optimization = False
-        train = self.cfg.train
+        train, optim = self.cfg.train, self.cfg.optim
+        # settings read every update, as plain values (an OmegaConf lookup costs microseconds, and a small model's
+        # update only milliseconds)
         self.steps = train.steps  # the run's length in generator updates
+        self.log_every, self.g_batch_size = train.log_every, train.g_batch_size
+        self.critic_updates = optim.n_dis
+        self.critic_updates_boost = OmegaConf.to_container(optim.n_dis_boost) if optim.get("n_dis_boost") else None
 
         self.norm = build_normalization(self.cfg)
         self.generator, self.discriminator = build_models(self.cfg, norm=self.norm)
@@ -79,6 +84,7 @@ class GAN(pl.LightningModule):
         self.generator_stepped = False  # did the last training_step end with a generator update
         self.last_metrics: dict[str, float] = {}  # scalars of the last logging step
         self.scalars = TrainingScalars()
+        self.plain_backward = True  # loss.backward() rather than the strategy's (decided at the fit's start)
 
     @property
     def world_size(self) -> int:
@@ -142,12 +148,15 @@ class GAN(pl.LightningModule):
         schedulers = [LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total)) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], schedulers
 
+    def on_fit_start(self) -> None:
+        self.plain_backward = lightning_backward_is_plain(self.trainer)
+
     def on_train_start(self) -> None:
         if self.g_step >= self.steps:  # resumed from a run that already reached train.steps
             self.trainer.should_stop = True
 
     def _logs_at(self, g_step: int) -> bool:
-        return g_step % self.cfg.train.log_every == 0 or g_step == self.steps
+        return g_step % self.log_every == 0 or g_step == self.steps
 
     def training_step(self, real: torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
@@ -191,10 +200,10 @@ class GAN(pl.LightningModule):
         ``optim.n_dis_boost`` raises it for the first ``first`` generator updates and on every
         ``every``-th one (Gulrajani et al.'s WGAN-GP schedule, used by Mullery & Whelan).
         """
-        boost = self.cfg.optim.get("n_dis_boost")
-        if boost is not None and (g_step < boost.first or g_step % boost.every == 0):
-            return boost.n_dis
-        return self.cfg.optim.n_dis
+        boost = self.critic_updates_boost
+        if boost is not None and (g_step < boost["first"] or g_step % boost["every"] == 0):
+            return boost["n_dis"]
+        return self.critic_updates
 
     def discriminator_update(self, real: torch.Tensor, opt) -> dict:
         """One critic update (noise of step ``d_step``, then ``d_step`` + 1): loss and penalty, backward, ``opt``'s
@@ -211,7 +220,7 @@ class GAN(pl.LightningModule):
         return outputs
 
     def _generator_update(self, opt) -> dict:
-        share = rank_share("train.g_batch_size", self.cfg.train.g_batch_size, self.world_size)
+        share = rank_share("train.g_batch_size", self.g_batch_size, self.world_size)
         z = self.sample_latent(share, "generator", self.g_step)
         with self.toggled_optimizer(opt):  # D's parameters get no gradients
             fake = self.trained("generator")(z)
@@ -220,8 +229,9 @@ class GAN(pl.LightningModule):
         return {"loss/g": loss.detach(), "d_out/generated": d_fake.detach()}
 
     def _backward(self, loss: torch.Tensor, network: str) -> None:
-        """``network``'s backward pass, through the strategy's when there is a Trainer (precision scaling, DDP)."""
-        if self._trainer is None:
+        """``network``'s backward pass, through the strategy's when it does more than ``loss.backward()`` (precision
+        scaling, DDP, backward hooks)."""
+        if self._trainer is None or self.plain_backward:
             loss.backward()
             return
         if isinstance(self.trainer.precision_plugin, PerNetworkLossScaling):

@@ -11,8 +11,11 @@ The skip check reads the overflow flag on the host at every step (``GradScaler.s
 handles scaling itself, as ``optim.optimizer.fused=true`` Adam does on GPUs.
 """
 
+import pytorch_lightning as pl
 import torch
-from pytorch_lightning.plugins.precision import MixedPrecision
+from pytorch_lightning.plugins.precision import MixedPrecision, Precision
+from pytorch_lightning.strategies import SingleDeviceStrategy
+from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from .errors import ConfigError
 from .models import NETWORKS
@@ -37,6 +40,16 @@ class PerNetworkLossScaling(MixedPrecision):
     def load_state_dict(self, state_dict: dict) -> None:
         for network, scaler in self.scalers.items():
             scaler.load_state_dict(state_dict[network])
+
+
+def lightning_backward_is_plain(trainer: pl.Trainer) -> bool:
+    """Whether Lightning's backward (``manual_backward``) would do nothing but ``loss.backward()``: 32-bit precision
+    with Lightning's plain plugin, one device, and no callback or module hook around the backward. Its hook dispatch
+    is a few percent of a small model's update (``scripts/bench_train.py``'s quickstart row)."""
+    hooks = ("on_before_backward", "on_after_backward")
+    return (type(trainer.precision_plugin) is Precision and type(trainer.strategy) is SingleDeviceStrategy
+            and not any(is_overridden(hook, trainer.lightning_module) for hook in (*hooks, "backward"))
+            and not any(is_overridden(hook, callback) for callback in trainer.callbacks for hook in hooks))
 
 
 def precision_arguments(trainer_cfg) -> dict:

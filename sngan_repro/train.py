@@ -5,7 +5,9 @@ Thin: validate the composed config, then datamodule + models + module + callback
 """
 
 import contextlib
+import ctypes
 import functools
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -77,10 +79,27 @@ def check_process_launch(trainer: pl.Trainer) -> None:
                           f"multi-device ones one at a time without -m.")
 
 
+NVML_CUDA_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+def skip_unloadable_nvml_check() -> None:
+    """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 on import, so that asking whether CUDA is available asks NVML
+    and does not initialize CUDA before processes fork; until CUDA is initialized torch then loads NVML on every ask,
+    and torch.optim asks on every step. Where NVML cannot be loaded (no NVIDIA driver) torch falls back to the CUDA
+    runtime's answer anyway, so the variable only adds a failing library load per optimizer step: unset it there."""
+    if os.environ.get(NVML_CUDA_CHECK) != "1":
+        return
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        del os.environ[NVML_CUDA_CHECK]
+
+
 def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
     """Train as ``cfg`` says and return the trained module; the run directory is ``cfg.paths.output_dir``.
     ``callbacks`` join those of ``cfg.callbacks`` (e.g. ``scripts/bench_train.py``'s timer)."""
     validate(resolve(cfg))
+    skip_unloadable_nvml_check()
     output_dir = Path(cfg.paths.output_dir)
     check_folders_writable({"paths.output_dir": str(output_dir), **metric_cache_folders(cfg)})
     # given no checkpoint, a run continues from its own (left by a preempted, requeued or crashed run)
