@@ -8,7 +8,9 @@ FAMILIES = {
     "xiang_dcgan_wn": ["arch=xiang_dcgan", "arch.variant=wn", "dataset.image_size=16"],
     "xiang_dcgan_vanilla": ["arch=xiang_dcgan", "arch.variant=vanilla", "dataset.image_size=16"],
     "xiang_dcgan_wn_mean_bn": ["arch=xiang_dcgan", "arch.variant=wn_mean_bn", "dataset.image_size=16"],
-    "xiang_resnet": ["arch=xiang_resnet", "arch.variant=wn", "dataset.image_size=32"],
+    # two of Sec. 5.6's five levels (a stride-2 and a stride-1 residual block each, a 1x1 shortcut where the channels
+    # change, the final conv over the last map): every kind of layer of the 21-layer network, at 8 px
+    "xiang_resnet": ["arch=xiang_resnet", "arch.variant=wn", "arch.features=[64,128]", "dataset.image_size=8"],
     "iwgan": ["arch=iwgan", "dataset.image_size=16"],
 }
 # Autoencoder critics output reconstruction energies and take only their own loss (it overrides the NORMS' loss)
