@@ -93,6 +93,19 @@ def check_checkpoint(path) -> Path:
     return path
 
 
+def load_training_state(path, module: torch.nn.Module) -> None:
+    """Put a checkpoint's weights and step counters into ``module`` without a Trainer (a run that has nothing left
+    to train: its optimizer states are not needed)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    module.load_state_dict(checkpoint["state_dict"])
+    module.on_load_checkpoint(checkpoint)
+
+
+def checkpoint_g_step(path) -> int:
+    """The generator updates a checkpoint of ``sngan_repro.train`` was written after."""
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["gan_counters"]["g_step"]
+
+
 def _network_settings(cfg: dict) -> dict:
     """The settings of a (plain-container) run config that decide its networks' weights, flattened: the dataset,
     architecture and normalization choices, every ``arch`` setting, the image size and the sample-grid size."""

@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .metrics.base import check_metrics
 from .noise import LATENT_DISTRIBUTIONS
 from .overrides import check_syntax, composition_error
+from .run_directory import CHECKPOINTS, RunDirectory, record_created
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 CONFIG_NAME = "train"
@@ -90,35 +91,62 @@ def _fresh_directory(path: str) -> str:
             if not candidate.exists():
                 return str(candidate)
             continue
+        missing_parents = [parent for parent in candidate.parents if not parent.exists()]
         candidate.parent.mkdir(parents=True, exist_ok=True)
         try:
             candidate.mkdir()
         except FileExistsError:
             continue
+        record_created(candidate, *missing_parents)
         return str(candidate)
 
 
+def _continued_or_fresh_directory(checkpoint: str | None, fresh: str) -> str:
+    """The run directory ``checkpoint`` (``ckpt_path``) was written in, so that training on from it continues there
+    (one folder of curves, samples and checkpoints per training); else a fresh directory (``_fresh_directory``)."""
+    if checkpoint:
+        owner = RunDirectory.of_checkpoint(checkpoint)
+        if Path(checkpoint).resolve().parent.name == CHECKPOINTS and owner.is_run():
+            return str(owner.path)
+    return _fresh_directory(fresh)
+
+
 OmegaConf.register_new_resolver("fresh_directory", _fresh_directory, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("continued_or_fresh_directory", _continued_or_fresh_directory, use_cache=True,
+                                replace=True)
 OmegaConf.register_new_resolver("project_choices", _project_choices, replace=True)
 OmegaConf.register_new_resolver("multiply", lambda a, b: a * b, replace=True)  # e.g. TTUR: lr_d = 4 lr_g
 OmegaConf.register_new_resolver("abspath", lambda path: str(Path(path).expanduser().resolve()), replace=True)
 
 
-def with_data_dir(cfg: DictConfig, data_dir: str) -> DictConfig:
-    """A run's (resolved) config with every dataset path under its ``paths.data_dir`` moved under ``data_dir``,
-    so that a checkpoint finds its data on another machine or from another folder; other paths stay."""
-    old = str(cfg.paths.data_dir).rstrip("/")
+def with_local_paths(cfg: DictConfig, paths: DictConfig) -> DictConfig:
+    """A run's (resolved) config with its dataset's files moved from under its ``paths.data_dir`` to under
+    ``paths.data_dir``, and its metrics' caches from its ``paths.cache_dir`` to ``paths.cache_dir``: a checkpoint
+    finds its data and caches on another machine or from another folder; other paths stay."""
     moved = OmegaConf.create(OmegaConf.to_container(cfg))
-    for key, value in cfg.dataset.items():
-        if isinstance(value, str) and (value == old or value.startswith(old + "/")):
-            moved.dataset[key] = str(data_dir).rstrip("/") + value[len(old):]
-    moved.paths.data_dir = str(data_dir)
+
+    def move(node: DictConfig, old: str, new: str) -> None:
+        old, new = str(old).rstrip("/"), str(new).rstrip("/")
+        for key, value in node.items():
+            if isinstance(value, DictConfig):
+                move(value, old, new)
+            elif isinstance(value, str) and (value == old or value.startswith(old + "/")):
+                node[key] = new + value[len(old):]
+
+    move(moved.dataset, cfg.paths.data_dir, paths.data_dir)
+    if moved.get("metrics") is not None:
+        move(moved.metrics, cfg.paths.cache_dir, paths.cache_dir)
+    moved.paths.data_dir, moved.paths.cache_dir = str(paths.data_dir), str(paths.cache_dir)
     return moved
 
 
 def _is_integer(value, least: int) -> bool:
     """An integer (not a bool, which YAML's true/false are) of at least ``least``."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _is_positive_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 def _require(condition: bool, message: str) -> None:
@@ -157,12 +185,23 @@ def _check_added_keys(cfg: DictConfig) -> None:
                           f"{parent or 'the top level'} has {known}.")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Check the composed config before any heavy work; raise ConfigError with one sentence."""
+# an example value for each setting a config leaves to the user (??? in conf/), for the sentence that asks for it
+REQUIRED_EXAMPLES = {"ckpt": "outputs/<date>/<time>/checkpoints/last.ckpt", "dataset.root": "/path/to/images"}
+
+
+def check_given(cfg: DictConfig) -> None:
+    """Every setting the config leaves to the user (``???``) is given; else one sentence naming them."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     # a callback's copy of a missing setting (e.g. callbacks.metrics.dataset.root) is named by the setting itself
     missing = [key for key in missing if not key.startswith("callbacks.")] or missing
-    _require(not missing, f"{', '.join(missing)} must be given (e.g. {missing[0] if missing else ''}=...).")
+    if missing:
+        example = REQUIRED_EXAMPLES.get(missing[0], "...")
+        raise ConfigError(f"{', '.join(missing)} must be given, e.g. {missing[0]}={example}.")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the composed config before any heavy work; raise ConfigError with one sentence."""
+    check_given(cfg)
     _check_added_keys(cfg)
     _require(_is_integer(cfg.seed, 0), f"seed={cfg.seed!r} must be a non-negative integer.")
     train, optim, arch = cfg.train, cfg.optim, cfg.arch
@@ -184,9 +223,12 @@ def validate(cfg: DictConfig) -> None:
             _require(_is_integer(boost.get(key), 1),
                      f"optim.n_dis_boost.{key}={boost.get(key)} must be an integer >= 1.")
     for key in ("lr_g", "lr_d"):
-        _require(isinstance(optim[key], int | float) and not isinstance(optim[key], bool) and optim[key] > 0,
-                 f"optim.{key}={optim[key]} must be positive.")
+        _require(_is_positive_number(optim[key]), f"optim.{key}={optim[key]} must be positive.")
     _require(optim.lr_decay in LR_DECAYS, f"optim.lr_decay={optim.lr_decay!r} is not one of {', '.join(LR_DECAYS)}.")
+    _require(_is_integer(arch.latent_dim, 1), f"arch.latent_dim={arch.latent_dim!r} must be a positive integer (the "
+                                             f"length of the generator's code z).")
+    _require(_is_positive_number(arch.width), f"arch.width={arch.width!r} must be a positive number (the multiplier "
+                                              f"of every layer's channel count).")
     _require(arch.latent_distribution in LATENT_DISTRIBUTIONS,
              f"arch.latent_distribution={arch.latent_distribution!r} is not one of {', '.join(LATENT_DISTRIBUTIONS)}.")
     _require(len(arch.output_range) == 2 and arch.output_range[0] < arch.output_range[1],

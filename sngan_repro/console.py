@@ -20,7 +20,6 @@ from pathlib import Path
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from .callbacks import FixedLatentSamples
-from .callbacks.metrics import last_quality_values
 from .callbacks.run_record import device_names
 from .checkpointing import checkpoint_folders, newest_checkpoint
 from .run_directory import LAST_CHECKPOINT
@@ -30,7 +29,13 @@ LIBRARIES = ("pytorch_lightning", "lightning_fabric", "lightning", "torch", "tor
              "torch_fidelity", "hydra", "omegaconf", "tensorboard", "numpy", "scipy", "sklearn", "matplotlib", "PIL")
 # Lightning's loggers: its INFO lines are the device report, the advertisements and the model summary table
 LIBRARY_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
+TRAINING_LOSSES = ("loss/d", "loss/g")  # the summary's values besides the quality metrics
 BANNER_CHOICES = ("experiment", "dataset", "arch", "norm", "gen_norm", "loss", "optim")
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 run``, ``2 runs``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -82,7 +87,7 @@ def _duration(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m {seconds:02d}s" if hours else f"{minutes}m {seconds:02d}s"
 
 
-def _program(name: str) -> str:
+def program(name: str) -> str:
     """How to call ``name`` ("python", "tensorboard") as this run did: this interpreter's own copy, relative to the
     current folder when inside it (".venv/bin/python"), else by name."""
     program = Path(sys.executable) if name == "python" else Path(sys.executable).with_name(name)
@@ -91,38 +96,45 @@ def _program(name: str) -> str:
     return os.path.relpath(program) if program.is_relative_to(Path.cwd()) else str(program)
 
 
-def next_commands(cfg, files: dict[str, Path], overrides: list[str] | None) -> list[str]:
-    """Shell lines that open TensorBoard, evaluate the last checkpoint and train on from it (the last only when the
-    command line's overrides are known, i.e. under Hydra)."""
+def next_commands(cfg, files: dict[str, Path], overrides: list[str] | None, measured: bool) -> list[str]:
+    """Shell lines that open TensorBoard, evaluate the last checkpoint with the metrics the run measured (when it
+    measured any: they are then available on this machine) and train on from it (when the command line's overrides
+    are known, i.e. under Hydra)."""
     commands = []
     if "TensorBoard" in files:
-        commands.append(shlex.join([_program("tensorboard"), "--logdir", str(files["TensorBoard"])]))
+        commands.append(shlex.join([program("tensorboard"), "--logdir", str(files["TensorBoard"])]))
     checkpoint = files.get("last checkpoint")
     if checkpoint is not None:
-        metrics = (cfg.get("choices") or {}).get("metrics")
-        evaluate = [_program("python"), "-m", "sngan_repro.evaluate", f"ckpt={checkpoint}"]
-        commands.append(shlex.join([*evaluate, *([f"metrics={metrics}"] if metrics not in (None, "none") else [])]))
+        if measured:
+            commands.append(shlex.join([program("python"), "-m", "sngan_repro.evaluate", f"ckpt={checkpoint}"]))
         if overrides is not None:
             kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in ("ckpt_path", "train.steps")]
-            commands.append(shlex.join([_program("python"), "-m", "sngan_repro.train", *kept, f"ckpt_path={checkpoint}",
+            commands.append(shlex.join([program("python"), "-m", "sngan_repro.train", *kept, f"ckpt_path={checkpoint}",
                                         f"train.steps={2 * cfg.train.steps}"]))
     return commands
 
 
-def summary(cfg, trainer, module, first_g_step: int, seconds: float, overrides: list[str] | None) -> str:
-    done = module.g_step - first_g_step
-    status = "done" if module.g_step >= module.steps else "stopped"
-    lines = [f"sngan-repro: {status}, {module.g_step} of {cfg.train.steps} generator updates ({done} in "
-             f"{_duration(seconds)}, {done / seconds if seconds > 0 else 0.0:.2f} it/s)"]
-    values = {**{name: module.last_metrics[name] for name in ("loss/d", "loss/g") if name in module.last_metrics},
-              **last_quality_values(trainer)}
+def summary(cfg, trainer, g_step: int, done: int, seconds: float, values: dict[str, float],
+            overrides: list[str] | None) -> str:
+    """What a run did (``done`` of its ``g_step`` generator updates in ``seconds``), the last ``values`` of its losses
+    and metrics, where its files are and the commands that come next."""
+    steps = cfg.train.steps
+    if done == 0 and g_step >= steps:
+        headline = (f"already finished: its checkpoint is at {g_step} generator updates and train.steps={steps} "
+                    f"(nothing to train; raise train.steps to train on)")
+    else:
+        headline = (f"{'done' if g_step >= steps else 'stopped'}, {g_step} of {steps} generator updates ({done} in "
+                    f"{_duration(seconds)}, {done / seconds if seconds > 0 else 0.0:.2f} it/s)")
+    lines = [f"sngan-repro: {headline}"]
     width = max(map(len, values), default=0)
     lines += [f"  {name:<{width}}  {value:.6g}" for name, value in values.items()]
     files = run_files(trainer)
     lines.append(f"  {'run directory':<16}{cfg.paths.output_dir}")
     lines += [f"  {name:<16}{path}" for name, path in files.items()]
-    commands = next_commands(cfg, files, overrides)
+    measured = any(name not in TRAINING_LOSSES for name in values)
+    commands = next_commands(cfg, files, overrides, measured)
     if commands:
-        lines.append("next: view the curves and samples, evaluate the checkpoint, train on to twice the length:")
+        lines.append("next: view the curves and samples, " + ("evaluate the checkpoint, " if measured else "")
+                     + "train on to twice the length:")
         lines += [f"  {command}" for command in commands]
     return "\n".join(lines)

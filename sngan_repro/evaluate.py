@@ -1,8 +1,9 @@
-"""Evaluate a checkpoint: ``python -m sngan_repro.evaluate ckpt=<path> metrics=paper_miyato``.
+"""Evaluate a checkpoint: ``python -m sngan_repro.evaluate ckpt=<path> [metrics=<preset>]``.
 
 Writes a JSON with every number, its protocol, the checkpoint, the training and evaluation
 configs and the library versions. The metrics preset decides what is computed: every metric object
-of ``metrics.measures`` (their ``every`` is ignored), as during training.
+of ``metrics.measures`` (their ``every`` is ignored), as during training; without ``metrics=``, those the
+checkpoint's run measured during training.
 """
 
 import functools
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .config import CONFIG_DIR, resolve, settings_of, with_data_dir
+from .config import CONFIG_DIR, check_given, resolve, settings_of, with_local_paths
 from .data import build_datamodule
 from .errors import ConfigError, SnganReproError
 from .metrics import MetricSetup, instantiate_metrics
@@ -27,11 +28,16 @@ from .run_directory import RunDirectory, check_folders_writable, versions
 
 def evaluate(cfg: DictConfig) -> dict:
     """Compute the preset's metrics for ``cfg.ckpt``; return (and write) the JSON document."""
-    resolve(cfg)
+    check_given(resolve(cfg))
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    module = load_gan(cfg.ckpt, device)
+    # the checkpoint's dataset and metric caches, looked up under this command's paths
+    train_cfg = with_local_paths(module.cfg, cfg.paths)
+    if cfg.get("metrics") is None:  # no metrics=: the preset the run measured during training
+        with open_dict(cfg):
+            cfg.metrics, cfg.choices.metrics = train_cfg.metrics, train_cfg.choices.get("metrics")
     default_name = f"{Path(cfg.ckpt).stem}_{cfg.choices.get('metrics')}.json"
     output = Path(cfg.output) if cfg.output else RunDirectory.of_checkpoint(cfg.ckpt).evaluation / default_name
-    module = load_gan(cfg.ckpt, device)
     check_folders_writable({"output": str(output.parent), **metric_cache_folders(cfg)})  # before the metrics' work
     metrics = instantiate_metrics(cfg.metrics)
     if not metrics:
@@ -39,8 +45,6 @@ def evaluate(cfg: DictConfig) -> dict:
                           f"full, digits or xiang_final.")
     check_heldout(metrics, module.cfg.dataset.get("heldout", 0),
                   "this checkpoint's run held out fewer, and training images would leak into the measurement")
-    # the checkpoint's dataset, looked up under this command's paths.data_dir
-    train_cfg = with_data_dir(module.cfg, cfg.paths.data_dir)
     datamodule = build_datamodule(train_cfg)
     datamodule.prepare_data()
     setup = MetricSetup(datamodule, device, OmegaConf.to_container(train_cfg.dataset))

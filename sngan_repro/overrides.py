@@ -30,6 +30,10 @@ def check_syntax(overrides: Sequence[str], sweeps_allowed: bool = False) -> None
         try:
             (override,) = parser.parse_overrides([text])
         except OverrideParseException as error:
+            key, _, value = text.partition("=")
+            if "=" in value:  # e.g. the path of a checkpoint named g_step=0000500.ckpt by an earlier version
+                raise ConfigError(f"{text!r} is not an override Hydra can read: its value holds '='; quote the value "
+                                  f"for Hydra inside the shell's quotes: {key}=\"'{value}'\".") from None
             raise ConfigError(f"{text!r} is not an override Hydra can read ({_first_line(error)}); write key=value, "
                               f"group=option, +key=value or ~key.") from None
         if not override.key_or_group:
@@ -106,7 +110,7 @@ def run_command(main: Callable[[], None], settings_of: Callable[[str, tuple[str,
             sys.exit(2)
         overrides = overrides_of(sys.argv[1:])
         try:
-            check_syntax(overrides, sweeps_allowed=True)
+            check_syntax(overrides, sweeps_allowed=bool({"-m", "--multirun"} & set(sys.argv[1:])))
             sentence = composition_error(error, overrides, settings_of)
         except ConfigError as syntax_error:
             sentence = syntax_error

@@ -6,8 +6,9 @@
 - ``run.json``: the record (how it was started, from which source and library versions, on which devices, how
   each session ended; see ``callbacks/run_record.py``);
 - ``error.txt``: the sentence of an error that refused or stopped it, as ``ErrorClass: sentence``;
-- ``checkpoints/``: ``g_step=<n>.ckpt`` every ``train.checkpoint_every`` updates, ``best-g_step=<n>.ckpt`` and
-  ``last.ckpt`` (which a run of the same directory resumes from);
+- ``checkpoints/``: ``g_step_<n>.ckpt`` every ``train.checkpoint_every`` updates, ``best-g_step_<n>.ckpt`` and
+  ``last.ckpt`` (which a run of the same directory resumes from); no name holds ``=``, so a checkpoint's path can be
+  pasted unquoted into an override (``ckpt=...``); earlier versions wrote ``g_step=<n>.ckpt``, still found and loaded;
 - ``samples/``, ``tensorboard/``, ``evaluation/`` (``python -m sngan_repro.evaluate``'s documents) and Hydra's
   ``.hydra/overrides.yaml``.
 
@@ -18,6 +19,8 @@
 import json
 import os
 import platform
+import re
+import shutil
 import subprocess
 import tempfile
 from datetime import datetime, timezone
@@ -32,13 +35,17 @@ ERROR_FILE = "error.txt"
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 # Lightning's ModelCheckpoint filename templates (the ``g_step`` of the checkpoint, zero-padded to sort)
-_NUMBERED = "g_step="
-CHECKPOINT_TEMPLATE = _NUMBERED + "{g_step:07d}"
+CHECKPOINT_TEMPLATE = "g_step_{g_step:07d}"
 BEST_CHECKPOINT_TEMPLATE = "best-" + CHECKPOINT_TEMPLATE
+# the numbered checkpoints' names, and those of earlier versions (g_step=<n>.ckpt, which Hydra cannot parse unquoted)
+NUMBERED_CHECKPOINTS = re.compile(r"g_step[_=](\d+)\.ckpt")
 SAMPLES = "samples"
+SAMPLE_GRID_TEMPLATE = "g_step_{g_step:07d}.png"  # the fixed-z sample grid after g_step generator updates
+SAMPLE_GRIDS = re.compile(r"g_step_(\d+)\.png")
 TENSORBOARD = "tensorboard"
 EVALUATION = "evaluation"
-HYDRA_OVERRIDES = ".hydra/overrides.yaml"
+HYDRA_FOLDER = ".hydra"  # Hydra's own record of the job (config, overrides)
+HYDRA_OVERRIDES = HYDRA_FOLDER + "/overrides.yaml"
 #: any of these marks a folder as a run directory (a refused run may hold only its error file)
 MARKERS = (CONFIG_FILE, RECORD_FILE, ERROR_FILE, HYDRA_OVERRIDES)
 
@@ -47,6 +54,15 @@ GIT_TIMEOUT_SECONDS = 10
 # and torchvision's carry the build tag (e.g. +cu121, +cpu) that their metadata may lack
 DISTRIBUTIONS = {"torch": "torch", "torchvision": "torchvision", "pytorch-lightning": None, "hydra-core": None,
                  "omegaconf": None, "numpy": None, "scipy": None, "torch-fidelity": None, "sngan-repro": None}
+
+
+# the folders this process created as a run or sweep directory, and the parents created for them: a run refused
+# before it started removes what it created (``RunDirectory.remove_if_unstarted``)
+_created_folders: set[Path] = set()
+
+
+def record_created(*folders: Path) -> None:
+    _created_folders.update(Path(folder).resolve() for folder in folders)
 
 
 class RunDirectory:
@@ -95,6 +111,20 @@ class RunDirectory:
     def is_run(self) -> bool:
         return any((self.path / marker).exists() for marker in MARKERS)
 
+    def remove_if_unstarted(self) -> bool:
+        """Remove this directory, and the parents created for it, if this process created it and it holds nothing but
+        what a run writes before it starts (Hydra's files and job log, ``config.yaml``); whether it did."""
+        path = self.path.resolve()
+        unstarted = all(entry.name in (HYDRA_FOLDER, CONFIG_FILE) or entry.suffix == ".log" for entry in path.iterdir())
+        if path not in _created_folders or not unstarted:
+            return False
+        shutil.rmtree(path)
+        for parent in path.parents:  # e.g. outputs/<date>/ made for this run, unless another run wrote there since
+            if parent not in _created_folders or any(parent.iterdir()):
+                break
+            parent.rmdir()
+        return True
+
     def last_checkpoint(self) -> Path | None:
         """``checkpoints/last.ckpt``, the state a run of this directory continues from, if it was written."""
         last = self.checkpoints / LAST_CHECKPOINT
@@ -102,8 +132,15 @@ class RunDirectory:
 
     def latest_checkpoint(self) -> Path | None:
         """``last.ckpt``, else the numbered checkpoint of the highest generator step."""
-        numbered = sorted(self.checkpoints.glob(f"{_NUMBERED}*.ckpt"))
-        return self.last_checkpoint() or (numbered[-1] if numbered else None)
+        numbered = {int(match[1]): path for path in self.checkpoints.glob("*.ckpt")
+                    if (match := NUMBERED_CHECKPOINTS.fullmatch(path.name))}
+        return self.last_checkpoint() or (numbered[max(numbered)] if numbered else None)
+
+    def last_sample_grid(self) -> Path | None:
+        """The fixed-z sample grid of the highest generator step, if any was written."""
+        grids = {int(match[1]): path for path in self.samples.glob("*.png")
+                 if (match := SAMPLE_GRIDS.fullmatch(path.name))}
+        return grids[max(grids)] if grids else None
 
     # -- the record --------------------------------------------------------------------------------------------
     def read_record(self) -> dict:

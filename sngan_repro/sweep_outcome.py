@@ -16,6 +16,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from .console import counted
 from .errors import TrainingDivergedError
 from .run_directory import ERROR_FILE, RunDirectory
 
@@ -47,7 +48,7 @@ class SweepOutcome(Callback):
         error_files = {run: RunDirectory(run).error_file for run in runs}
         errors = {run: file.read_text().strip() for run, file in error_files.items()
                   if file.is_file() and file.stat().st_mtime >= self.started}
-        print(f"sngan-repro: sweep of {len(runs)} runs in {folder}", flush=True)
+        print(f"sngan-repro: sweep of {counted(len(runs), 'run')} in {folder}", flush=True)
         for run in runs:
             print(f"  {job_line(run, errors.get(run))}", flush=True)
         if not errors:
@@ -56,8 +57,8 @@ class SweepOutcome(Callback):
         unmet = {run: text for run, text in errors.items() if not text.startswith(diverged)}
         names = ", ".join(run.name for run in errors)
         first = next(iter((unmet or errors).values()))
-        print(f"{'error' if unmet else 'note'}: {len(errors)} of the sweep's {len(runs)} runs failed ({names} in "
-              f"{folder}; {len(unmet)} not by diverging; first: {first.rstrip('.')}); each run's {ERROR_FILE} says "
-              f"why, and the others' results stand.", file=sys.stderr)
+        print(f"{'error' if unmet else 'note'}: {len(errors)} of the sweep's {counted(len(runs), 'run')} failed "
+              f"({names} in {folder}; {len(unmet)} not by diverging; first: {first.rstrip('.')}); each run's "
+              f"{ERROR_FILE} says why, and the others' results stand.", file=sys.stderr)
         if unmet:
             sys.exit(2)

@@ -21,17 +21,20 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
 
 from .callbacks import Preemption
+from .callbacks.metrics import last_quality_values
 from .callbacks.run_record import hydra_overrides
 from .checkpointing import (
     AtomicCheckpointIO,
     check_checkpoint,
     check_networks_match,
     checkpoint_folders,
+    checkpoint_g_step,
     disk_full_cause,
     disk_full_error,
+    load_training_state,
 )
 from .config import CONFIG_DIR, CONFIG_NAME, resolve, settings_of, validate
-from .console import banner, quiet_libraries, summary
+from .console import TRAINING_LOSSES, banner, quiet_libraries, summary
 from .data import build_datamodule
 from .distributed import rank_share
 from .errors import ConfigError, SnganReproError
@@ -98,6 +101,7 @@ def skip_unloadable_nvml_check() -> None:
 def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
     """Train as ``cfg`` says and return the trained module; the run directory is ``cfg.paths.output_dir``.
     ``callbacks`` join those of ``cfg.callbacks`` (e.g. ``scripts/bench_train.py``'s timer)."""
+    quiet_libraries(bool(cfg.get("verbose")) or (HydraConfig.initialized() and bool(HydraConfig.get().verbose)))
     validate(resolve(cfg))
     skip_unloadable_nvml_check()
     output_dir = Path(cfg.paths.output_dir)
@@ -115,12 +119,14 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
         for key in ("batch_size", "g_batch_size"):
             cfg.train[f"{key}_per_rank"] = rank_share(f"train.{key}", cfg.train[key], trainer.world_size)
     check_process_launch(trainer)
-    if trainer.is_global_zero:
-        RunDirectory(output_dir).write_config(OmegaConf.to_yaml(cfg))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)  # every rank initializes alike (DDP checks it too)
     module = GAN(cfg)  # cheap, and refuses sizes or options the architecture cannot serve
     if cfg.ckpt_path:
         check_networks_match(cfg.ckpt_path, module)
+        if checkpoint_g_step(cfg.ckpt_path) >= cfg.train.steps:
+            return _already_finished(cfg, trainer, module)
+    if trainer.is_global_zero:
+        RunDirectory(output_dir).write_config(OmegaConf.to_yaml(cfg))
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # a missing dataset stops the run here, before any training
     if not cfg.ckpt_path:  # a resumed run gets these layers' values back from its checkpoint
@@ -138,27 +144,39 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
                               *checkpoint_folders(trainer)) from error
     if trainer.is_global_zero:
         seconds = time.monotonic() - started
-        first_g_step = module.resumed_at or 0
-        print(summary(cfg, trainer, module, first_g_step, seconds, hydra_overrides()), flush=True)
+        values = {**{name: module.last_metrics[name] for name in TRAINING_LOSSES if name in module.last_metrics},
+                  **last_quality_values(trainer)}
+        print(summary(cfg, trainer, module.g_step, module.g_step - (module.resumed_at or 0), seconds, values,
+                      hydra_overrides()), flush=True)
     for callback in trainer.callbacks:  # a preempted run passes its signal on (e.g. SLURM's requeue) once stopped
         if isinstance(callback, Preemption) and callback.stopped:
             callback.hand_over()
     return module
 
 
+def _already_finished(cfg: DictConfig, trainer: pl.Trainer, module: GAN) -> GAN:
+    """A checkpoint at or past ``train.steps``: nothing to train. The module gets its weights and counters, the run's
+    record and files stay as they are, and the summary gives the run's last measured values (from its record)."""
+    load_training_state(cfg.ckpt_path, module)
+    if trainer.is_global_zero:
+        values = RunDirectory.of_checkpoint(cfg.ckpt_path).read_record().get("final_metrics") or {}
+        print(summary(cfg, trainer, module.g_step, 0, 0.0, values, hydra_overrides()), flush=True)
+    return module
+
+
 @hydra.main(config_path=str(CONFIG_DIR), config_name=CONFIG_NAME, version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    quiet_libraries(bool(cfg.get("verbose")) or bool(HydraConfig.get().verbose))
     try:
         run(cfg)
     except SnganReproError as error:
         print(f"error: {error}", file=sys.stderr)
+        sweep = HydraConfig.get().mode == RunMode.MULTIRUN
         run_directory = RunDirectory(cfg.paths.output_dir)
-        if run_directory.path.is_dir():
+        # a single run refused before it started leaves no folder behind; a sweep's job keeps its error
+        if run_directory.path.is_dir() and (sweep or not run_directory.remove_if_unstarted()):
             with contextlib.suppress(OSError):  # e.g. the disk is full: the sentence is on stderr anyway
                 run_directory.write_error(error)
-        # in a sweep one failed run (e.g. a diverging setting) must not stop the others
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
+        if not sweep:  # in a sweep one failed run (e.g. a diverging setting) must not stop the others
             sys.exit(2)
 
 

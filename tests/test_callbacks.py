@@ -145,7 +145,7 @@ def test_every_periodic_callback_acts_at_the_start_every_k_updates_and_after_the
         assert [event.step for event in events.Images(tag)] == [0, 3, 6, 7], tag
     assert sorted(path.name for path in (tmp_path / "samples").glob("*.png")) == [
         f"g_step_000000{step}.png" for step in (0, 3, 6, 7)]
-    assert sorted(path.name for path in (tmp_path / "checkpoints").glob("g_step=*.ckpt")) == [
-        f"g_step=000000{step}.ckpt" for step in (3, 6, 7)]
-    final = torch.load(tmp_path / "checkpoints" / "g_step=0000007.ckpt", map_location="cpu", weights_only=False)
+    assert sorted(path.name for path in (tmp_path / "checkpoints").glob("g_step_*.ckpt")) == [
+        f"g_step_000000{step}.ckpt" for step in (3, 6, 7)]
+    final = torch.load(tmp_path / "checkpoints" / "g_step_0000007.ckpt", map_location="cpu", weights_only=False)
     assert final["gan_counters"]["g_step"] == 7

@@ -256,7 +256,7 @@ def test_compose_matches_command_line():
 
 
 def test_missing_required_value_is_named():
-    with pytest.raises(ConfigError, match=r"^dataset.root must be given \(e.g. dataset.root=...\)"):
+    with pytest.raises(ConfigError, match=r"^dataset.root must be given, e.g. dataset.root=/path/to/images\.$"):
         validate(compose(["dataset=imagefolder"]))
 
 
@@ -288,6 +288,8 @@ def _fuzzed_overrides(seed: int = 0) -> list[list[str]]:
     cases += [[f"{key}={word()}"] for key in ("optim.lr_decay", "arch.latent_distribution") for _ in range(5)]
     cases += [[f"arch.output_range={value}"] for value in ("[1,-1]", "[0,0]", "[0]", "[-1,0,1]")]
     cases += [["dataset.image_size=" + str(size)] for size in (31, 30, 12, 0)]
+    cases += [[f"arch.latent_dim={value}"] for value in (0, -1, 1.5, "abc", "null")]
+    cases += [[f"arch.width={value}"] for value in (0, -0.5, "abc", "null", "true")]
     cases += [["ckpt_path=" + word() + ".ckpt"] for _ in range(5)]
     cases += [["arch=xiang_dcgan", "arch.variant=wn", "norm=clip"],  # combinations no architecture serves
               ["arch=xiang_dcgan", "arch.variant=wn", "norm=san", "norm.mode=projection"],

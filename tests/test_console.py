@@ -85,12 +85,28 @@ def test_the_summarys_paths_exist_and_its_commands_work(quickstart):
         [str(Path(python).with_name("tensorboard")), "--logdir", str(run / "tensorboard")],
         [python, "-m", "sngan_repro.evaluate"], [python, "-m", "sngan_repro.train"]]
     assert commands[2][-2:] == [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "train.steps=8"]
-    evaluate = [*commands[1], "metrics.measures.digits.fid.samples=500",
-                "metrics.measures.digits.inception_score.samples=500"]
-    result = subprocess.run(evaluate, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(commands[1], cwd=tmp_path, capture_output=True, text=True, timeout=600)  # as printed
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads((run / "evaluation" / "last_digits.json").read_text())
     assert written["g_step"] == 4 and "digits_fid/500_vs_train1797" in written["results"]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_python_api_has_the_command_lines_console(tmp_path, verbose):
+    """sngan_repro.train.run(cfg) prints what the command does: banner and summary, no library start-up lines or
+    deprecation warnings unless verbose=true."""
+    code = ("from sngan_repro import compose\nfrom sngan_repro.train import run\n"
+            f"run(compose(['experiment=quickstart', 'train.steps=1', 'metrics=none', 'verbose={str(verbose).lower()}',"
+            f" 'trainer.enable_progress_bar=false', 'paths.output_dir={tmp_path}']))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert out.startswith("sngan-repro: experiment=quickstart") and "sngan-repro: done, 1 of 1" in out
+    if verbose:
+        assert "GPU available" in result.stderr
+    else:
+        assert not NOISE.search(result.stdout + result.stderr), result.stdout + result.stderr
+        assert result.stderr.strip() == ""
 
 
 def test_verbose_brings_the_libraries_messages_back(quickstart):

@@ -108,6 +108,7 @@ def test_cifar10_offline_error_says_where_and_how(tmp_path, monkeypatch, downloa
     assert message.startswith(f"CIFAR-10 was not found (or is corrupt) in {tmp_path / 'cifar10'} and ")
     assert ("the download failed" in message and "no network" in message) == download
     assert "cifar-10-python.tar.gz" in message and "dataset.root" in message
+    assert message.endswith("; offline, the embedded digits need no download (dataset=digits, as make demo runs).")
     assert message.count(". ") == 0  # one sentence
 
 

@@ -33,7 +33,7 @@ def _weights(run_dir: Path) -> dict:
 def _signal_mid_run(process: subprocess.Popen, run_dir: Path, signum: signal.Signals) -> None:
     """Send ``signum`` once the run has written its checkpoint of generator step 10 (of 60)."""
     deadline = time.monotonic() + 240
-    while not (run_dir / "checkpoints" / "g_step=0000010.ckpt").exists() and time.monotonic() < deadline:
+    while not (run_dir / "checkpoints" / "g_step_0000010.ckpt").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     process.send_signal(signum)
 

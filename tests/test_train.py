@@ -37,7 +37,7 @@ def test_twenty_generator_steps_train_and_log(tiny_cfg, tmp_path, norm):
     assert [e.step for e in events.Images("samples/fixed_z")] == [0, 10, 20]
 
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert names == ["g_step=0000010.ckpt", "g_step=0000020.ckpt", "last.ckpt"]
+    assert names == ["g_step_0000010.ckpt", "g_step_0000020.ckpt", "last.ckpt"]
     written = OmegaConf.load(tmp_path / "config.yaml")  # resolved: the callbacks' settings are the run's
     assert written.train.steps == written.callbacks.checkpoint.steps == 20 and written.norm == module.cfg.norm
 

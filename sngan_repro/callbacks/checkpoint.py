@@ -38,7 +38,7 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
 
 
 class BestCheckpoint(GeneratorStepCheckpoint):
-    """``best-g_step=...ckpt``: the checkpoint with the best ``monitor`` value (``mode`` min or max), checked at
+    """``best-g_step_<n>.ckpt``: the checkpoint with the best ``monitor`` value (``mode`` min or max), checked at
     the generator steps at which the callback logging ``monitor`` measures it. ``monitor=None``: inactive."""
 
     def __init__(self, monitor: str | None, steps: int, mode: str = "min", **kwargs):

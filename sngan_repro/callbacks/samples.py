@@ -7,6 +7,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
+from ..run_directory import SAMPLE_GRID_TEMPLATE
 from .schedule import GeneratorStepCallback
 
 
@@ -42,4 +43,4 @@ class FixedLatentSamples(GeneratorStepCallback):
                 logger.experiment.add_histogram("pixels/generated", images, global_step=pl_module.g_step)
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            save_image(grid, self.directory / f"g_step_{pl_module.g_step:07d}.png")
+            save_image(grid, self.directory / SAMPLE_GRID_TEMPLATE.format(g_step=pl_module.g_step))

@@ -104,7 +104,11 @@ def pil_to_uint8(image_size: int, channels: int, crop: int | None = None) -> tra
 
 
 def unavailable(name: str, root, why: str, how: str) -> DatasetUnavailableError:
-    return DatasetUnavailableError(f"{name} was not found (or is corrupt) in {Path(root).resolve()} and {why}; {how}")
+    """The sentence for a dataset that is not on disk and could not be had: where it was looked for, why it was not
+    downloaded, how to provide it, and what runs without it."""
+    return DatasetUnavailableError(f"{name} was not found (or is corrupt) in {Path(root).resolve()} and {why}; "
+                                   f"{how.rstrip('.')}; offline, the embedded digits need no download "
+                                   f"(dataset=digits, as make demo runs).")
 
 
 def open_downloadable(open_dataset, name: str, root, download: bool, how: str):
