@@ -171,8 +171,10 @@ def test_each_figure_plots_one_series_per_method_from_the_runs_data(sweep, repor
     for panel, setting in zip(gaps["panels"], "BC"):
         assert set(panel["series"]) == methods
         logged = _logged(jobs["none", setting], "d_out/real_minus_fake")
-        values = [logged[s] for s in sorted(logged)]  # 6 points: the running mean's window is all of them
-        np.testing.assert_allclose(panel["series"]["norm=none"]["y"], [np.mean(values)], rtol=1e-5)
+        values = [logged[s] for s in sorted(logged)]  # 6 points: a window of a tenth of them, at least 1: the curve
+        assert panel["series"]["norm=none"]["x"] == sorted(logged)
+        np.testing.assert_allclose(panel["series"]["norm=none"]["y"], values, rtol=1e-5)
+    assert gaps["title"].endswith(", 1-point running mean")
 
     spectra = _figure(report, "singular_values_optim=B")
     assert all(set(panel["series"]) == methods for panel in spectra["panels"])
@@ -322,3 +324,35 @@ def test_runs_differing_only_in_seed_share_a_row_with_mean_and_std(tmp_path):
     seeds_b = np.array([6.0, 7.5, 6.3])
     assert rows[0][header.index("is/50k_10splits")] == f"{seeds_b.mean():.4g} ± {seeds_b.std(ddof=1):.4g}"
     assert rows[1][header.index("is/50k_10splits")] == "5"
+
+
+@pytest.mark.parametrize("points, window", [(6, 1), (20, 2), (250, 25), (2000, 100)])
+def test_the_critic_gaps_running_mean_window_fits_the_run(points, window):
+    """Mullery & Whelan's 100-point running mean for long runs; a tenth of the logged points for shorter ones, so a
+    20-update run shows a curve, not one point. Checked against numpy's moving average of each run, averaged."""
+    from sngan_repro.report.figures import running_mean, running_window
+    from sngan_repro.report.runs import Curve
+
+    rng = np.random.default_rng(0)
+    curves = [Curve(np.arange(points) * 5, rng.normal(size=points)) for _ in range(2)]
+    assert running_window(curves) == window
+    series = running_mean(curves, window)
+    expected = np.mean([np.convolve(c.values, np.ones(window) / window, mode="valid") for c in curves], axis=0)
+    assert series.x == (np.arange(points) * 5)[window - 1:].tolist()
+    np.testing.assert_allclose(series.y, expected)
+
+
+def test_values_spanning_decades_get_a_log_axis_and_a_time_is_a_labelled_bar():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from sngan_repro.report.figures import FigureData, Panel, Series, spans_decades
+
+    assert spans_decades({"a": Series([0, 1], [820.0, 11.0])}) and not spans_decades({"a": Series([0, 1], [9.0, 2.0])})
+    assert not spans_decades({"a": Series([0, 1], [-1.0, 30.0])})  # a log axis needs positive values
+    fid = Panel("", "generator updates", "fid", {"sn": Series([0, 1500], [820.0, 11.0])}, log_y=True)
+    time = Panel("", "method", "ms", {"norm=sn": Series(["norm=sn"], [912.5])}, categorical=True, bars=True)
+    figure = FigureData("f", "t", [fid, time]).draw()
+    FigureCanvasAgg(figure).draw()
+    curve_axes, bar_axes = figure.axes[:2]
+    assert curve_axes.get_yscale() == "log"
+    assert [text.get_text() for text in bar_axes.texts] == ["912.5"] and bar_axes.get_xlim()[0] == 0

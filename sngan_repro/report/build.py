@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import shlex
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
+from ..console import counted, program
 from ..errors import ReportError
 from ..paper_results import load_paper_results
+from ..run_directory import SAMPLE_GRIDS
 from .figures import FigureData, figures_for, slug
 from .runs import Run, find_runs
 from .tables import Row, Table, mean_std, tables_for
@@ -32,7 +35,8 @@ class Report:
         runs = sum(len(table.runs) for table in self.tables)
         failed = sum(len(table.failed_runs) for table in self.tables)
         figures = sum(len(figures) for figures in self.figures.values())
-        return (f"{runs} runs ({failed} failed) in {len(self.tables)} table(s), {figures} figure(s): "
+        return (f"{counted(runs, 'run')} ({failed} failed) in {counted(len(self.tables), 'table')}, "
+                f"{counted(figures, 'figure')}: "
                 f"{self.output / 'report.md'}, {self.output / 'report.csv'}, {self.output / 'figures'}; "
                 f"tensorboard --logdir {self.output / 'tensorboard'}")
 
@@ -131,7 +135,7 @@ def table_markdown(index: int, table: Table) -> list[str]:
                         for key in table.factors) or "none"
     fixed = ", ".join(f"{key}={value}" for key, value in table.fixed().items())
     seeds = sorted({len(row.runs) for row in table.rows})
-    lines += [f"{len(table.runs)} runs, {len(table.failed_runs)} failed. Factors that vary: {factors}. "
+    lines += [f"{counted(len(table.runs), 'run')}, {len(table.failed_runs)} failed. Factors that vary: {factors}. "
               f"Runs per row (seeds): {', '.join(map(str, seeds)) or '0'}. Common choices: {fixed or 'none'}.", ""]
     metrics = table.metrics
     published, records = {}, load_paper_results()
@@ -207,14 +211,33 @@ def row_label(table: Table, row: Row) -> str:
     return ", ".join(f"{key}={value}" for key, value in row.factors.items()) or table.method_of(row)
 
 
+def sample_grids_markdown(report: Report, index: int, table: Table) -> list[str]:
+    """Each measured run's last fixed-z sample grid, copied beside the table's figures, under its row's label."""
+    lines = []
+    for row in table.rows:
+        for run in row.runs:
+            grid = run.files.last_sample_grid()
+            if grid is None:
+                continue
+            copy = Path(figure_folder(index, table)) / "samples" / f"{slug(str(run.directory.name))}_{grid.name}"
+            (report.output / copy).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(grid, report.output / copy)
+            report.files.append(report.output / copy)
+            step = int(SAMPLE_GRIDS.fullmatch(grid.name)[1])
+            label = f"{row_label(table, row)}, seed {run.value_of('seed')}, after {step} generator updates"
+            lines += ["", f"![{label}]({copy})"]
+    return ["", "Last sample grids (fixed z):", *lines] if lines else []
+
+
 def write_markdown(report: Report, paths: list[Path]) -> Path:
-    command = shlex.join(["python", "-m", "sngan_repro.report", *map(str, paths)])
+    command = shlex.join([program("python"), "-m", "sngan_repro.report", *map(str, paths)])
     lines = ["# Report", "", f"`{command}`, {time.strftime('%Y-%m-%d %H:%M')}. " + report.summary(), ""]
     for index, table in enumerate(report.tables, 1):
         lines += table_markdown(index, table)
         folder = figure_folder(index, table)
         for figure in report.figures[table.title]:
             lines += ["", f"![{figure.title}]({folder}/{figure.name}.png)"]
+        lines += sample_grids_markdown(report, index, table)
         lines.append("")
     path = report.output / "report.md"
     path.write_text("\n".join(lines) + "\n")

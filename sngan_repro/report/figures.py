@@ -13,6 +13,8 @@ from .runs import Curve, Run
 from .tables import Row, Table, mean_std
 
 RUNNING_MEAN_POINTS = 100  # Mullery & Whelan plot the critic loss as a 100-point running mean
+RUNNING_MEAN_FRACTION = 10  # a shorter run's window: a tenth of its logged points (a curve, not one point)
+DECADES = 10.0  # a panel whose positive values span this factor or more gets a log y axis
 CRITIC_GAP = "d_out/real_minus_fake"
 CRITIC_TIME = "time/critic_update_ms"
 HISTOGRAM_PANELS = 4  # pixel histograms at up to this many generator updates, first and last included
@@ -33,6 +35,8 @@ class Panel:
     ylabel: str
     series: dict[str, Series]
     categorical: bool = False  # x values are names (settings, methods)
+    bars: bool = False  # one value per name, drawn as labelled bars from 0 (e.g. a time)
+    log_y: bool = False  # values spanning decades (FID from an untrained generator to a trained one)
 
 
 @dataclass
@@ -51,6 +55,9 @@ class FigureData:
         figure.suptitle(self.title)
         for panel, axes in zip(self.panels, figure.subplots(rows, columns, squeeze=False).flat):
             categories = list(dict.fromkeys(x for series in panel.series.values() for x in series.x))
+            if panel.bars:
+                draw_bars(axes, panel)
+                continue
             for label, series in panel.series.items():
                 x = [categories.index(value) for value in series.x] if panel.categorical else series.x
                 line, = axes.plot(x, series.y, marker="o" if panel.categorical or len(x) < 30 else None,
@@ -62,11 +69,30 @@ class FigureData:
                     axes.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
             if panel.categorical:
                 axes.set_xticks(range(len(categories)), categories)
+            if panel.log_y:
+                axes.set_yscale("log")
             axes.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel)
             axes.legend(fontsize="small")
         for axes in figure.axes[len(self.panels):]:
             axes.set_visible(False)
         return figure
+
+
+def draw_bars(axes, panel: Panel) -> None:
+    """One horizontal bar per series (its one value), labelled with the value."""
+    labels = list(panel.series)
+    values = [panel.series[label].y[0] for label in labels]
+    bars = axes.barh(range(len(labels)), values, height=0.5, color=[f"C{index}" for index in range(len(labels))])
+    axes.bar_label(bars, [f"{value:.4g}" for value in values], padding=3)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.invert_yaxis()  # the first series on top
+    axes.set_xlim(0, max(values, default=1.0) * 1.25)  # room for the labels
+    axes.set(title=panel.title, xlabel=panel.ylabel)
+
+
+def spans_decades(series: dict[str, Series]) -> bool:
+    values = [value for entry in series.values() for value in entry.y if math.isfinite(value)]
+    return bool(values) and min(values) > 0 and max(values) >= DECADES * min(values)
 
 
 def by_setting(table: Table) -> dict[str | None, list[Row]]:
@@ -122,11 +148,15 @@ def over_seeds(curves: list[Curve]) -> Series:
                   else None)
 
 
-def running_mean(curves: list[Curve]) -> Series:
-    """The mean over the runs of each run's running mean over RUNNING_MEAN_POINTS logged points (all of them when
-    fewer were logged)."""
+def running_window(curves: list[Curve]) -> int:
+    """RUNNING_MEAN_POINTS logged points, or a tenth of the shortest run's logged points when that is fewer."""
     length = min(len(curve.steps) for curve in curves)
-    window = min(RUNNING_MEAN_POINTS, length)
+    return max(1, min(RUNNING_MEAN_POINTS, length // RUNNING_MEAN_FRACTION))
+
+
+def running_mean(curves: list[Curve], window: int) -> Series:
+    """The mean over the runs of each run's running mean over ``window`` logged points."""
+    length = min(len(curve.steps) for curve in curves)
     kernel = np.full(window, 1.0 / window)
     smoothed = np.mean([np.convolve(curve.values[:length], kernel, mode="valid") for curve in curves], axis=0)
     return Series(curves[0].steps[window - 1:length].tolist(), smoothed.tolist())
@@ -137,15 +167,24 @@ def learning_curves(table: Table) -> list[FigureData]:
     every seed measured (Kligvasser & Michaeli Fig. 14 and 17; Xiang & Li's running reconstruction loss, Fig. 1)."""
     figures = [FigureData(f"curve_{slug(metric)}", f"{metric} during training",
                           curve_panels(table, metric, metric, over_seeds)) for metric in table.metrics]
+    for figure in figures:  # one scale for a metric's panels, so that settings compare at a glance
+        log_y = spans_decades({f"{index}{name}": series for index, panel in enumerate(figure.panels)
+                               for name, series in panel.series.items()})
+        for panel in figure.panels:
+            panel.log_y = log_y
     return [figure for figure in figures if figure.panels]
 
 
 def critic_gap(table: Table) -> list[FigureData]:
     """The critic's E[D(x)] - E[D(G(z))] at every generator update (with loss=wgan its Wasserstein estimate, the
-    critic loss without the penalty) as a 100-point running mean (Mullery & Whelan, Fig. 3), per method (mean over
-    seeds of the running means)."""
-    panels = curve_panels(table, CRITIC_GAP, "E[D(x)] - E[D(G(z))]", running_mean)
-    title = f"critic's E[D(x)] - E[D(G(z))], {RUNNING_MEAN_POINTS}-point running mean"
+    critic loss without the penalty) as a 100-point running mean (Mullery & Whelan, Fig. 3; a shorter window for a
+    short run, ``running_window``), per method (mean over seeds of the running means)."""
+    curves = [run.scalars()[CRITIC_GAP] for row in table.rows for run in row.runs if CRITIC_GAP in run.scalars()]
+    if not curves:
+        return []
+    window = running_window(curves)
+    panels = curve_panels(table, CRITIC_GAP, "E[D(x)] - E[D(G(z))]", lambda curves: running_mean(curves, window))
+    title = f"critic's E[D(x)] - E[D(G(z))], {window}-point running mean"
     return [FigureData("critic_gap", title, panels)] if panels else []
 
 
@@ -192,7 +231,8 @@ def critic_update_time(table: Table) -> list[FigureData]:
     baseline = medians.get("norm=none")
     series = {(f"{method} ({value / baseline:.2f}x none)" if baseline else method): Series([method], [value])
               for method, value in medians.items()}
-    panel = Panel("median over logged critic updates", "method", "ms per critic update", series, categorical=True)
+    panel = Panel("median over logged critic updates", "method", "ms per critic update", series, categorical=True,
+                  bars=True)
     return [FigureData("critic_update_time", "time of one critic update", [panel])]
 
 
@@ -217,12 +257,13 @@ def singular_values(table: Table) -> list[FigureData]:
 
 
 def layer_spectra(run: Run) -> dict[str, list[float]]:
-    """{critic layer: its squared singular values over the largest, decreasing} from the run's last checkpoint."""
+    """{critic layer: its squared singular values over the largest, decreasing} from the run's last checkpoint (a
+    layer with one singular value, e.g. a dense layer to one output, has nothing to show)."""
     module = load_gan(run.last_checkpoint(), torch.device("cpu"))  # eval mode: reading a weight steps nothing
     spectra = {}
     with torch.no_grad():
         for name, layer in module.discriminator.named_modules():
-            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)) and min(layer.weight.flatten(1).shape) > 1:
                 squared = torch.linalg.svdvals(layer.weight.detach().double().flatten(1)) ** 2
                 spectra[name] = (squared / squared[0]).tolist()
     return spectra
