@@ -29,8 +29,9 @@ tensorboard: $(STAMP)
 digits-settings: $(STAMP)
 	$(PY) scripts/sweep.py digits_settings --jobs 2 --report
 
-# Speed baselines (README, "Performance"; ~40 min on 2 CPU cores): each normalization's critic update against
-# norm=none, our training run against a hand-written loop, and the accelerations; JSON in benchmarks/
+# Speed baselines (docs/performance.md; about 45 minutes on 2 CPU cores): each normalization's critic update against
+# norm=none, our training run against a hand-written loop (also on the quickstart's tiny model), and the
+# accelerations; JSON in benchmarks/, rendered into docs/performance.md by scripts/performance_tables.py
 ACCELERATIONS := 'trainer.precision=bf16-mixed' 'train.channels_last=true' 'train.compile=true' \
 	'dataset.device_resident=true'
 bench: $(STAMP)

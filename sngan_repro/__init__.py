@@ -5,7 +5,9 @@ The notebook / test API:
 - ``compose(overrides)``: the configuration the command line would run with;
 - ``build_models(cfg)``: ``(generator, discriminator)`` for a configuration;
 - ``build_datamodule(cfg)``: its LightningDataModule;
-- ``GAN(cfg)``: the LightningModule; ``train.run(cfg)`` trains it.
+- ``module.GAN(cfg)`` (``sngan_repro.module.GAN``): the LightningModule; ``train.run(cfg)`` trains one and
+  returns it;
+- ``module.load_gan(path, device)``: the trained GAN of a checkpoint, in eval mode (docs/extending.md).
 """
 
 from .config import compose, validate
