@@ -6,7 +6,6 @@ and both commands' --help lists what the command reads."""
 
 import importlib.util
 import inspect
-import itertools
 import re
 import shlex
 import subprocess
@@ -15,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from conftest import tiny_run_overrides
-from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from sngan_repro import compose
 from sngan_repro.config import CONFIG_DIR
+from sngan_repro.sweep_datasets import job_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -96,18 +95,6 @@ def _composable(argv: list[str]) -> tuple[list[str], bool] | None:
     return overrides, sweep
 
 
-def _runs(overrides: list[str]) -> list[list[str]]:
-    """One list of overrides per run of a sweep (every value of every sweep override), as Hydra's basic sweeper."""
-    options = []
-    for override in OverridesParser.create().parse_overrides(overrides):
-        if override.is_sweep_override():
-            key = override.get_key_element()
-            options.append([f"{key}={value}" for value in override.sweep_string_iterator()])
-        else:
-            options.append([override.input_line])
-    return [list(combination) for combination in itertools.product(*options)]
-
-
 # --- links, anchors, commands ---------------------------------------------------------------------------------
 
 
@@ -147,7 +134,7 @@ def test_commands_compose(path):
         if parsed is None:
             continue
         overrides, sweep = parsed
-        runs = _runs(overrides) if sweep else [overrides]
+        runs = job_overrides(overrides) if sweep else [overrides]
         assert sweep or len(runs) == 1
         for run in runs:
             try:
