@@ -177,3 +177,22 @@ def test_signal_handlers_are_installed_before_training_starts():
     (in Trainer._run, before the fit loop calls on_train_start), so that it can hand over to them later."""
     source = inspect.getsource(pl.Trainer._run)
     assert source.index("register_signal_handlers()") < source.index("self._run_stage()")
+
+
+# -- Optuna: study/space.py ------------------------------------------------------------------------------
+
+def test_optunas_random_sampler_draws_from_the_random_state_of_its_private_rng():
+    """study/space.py's DrawSeededRandomSampler reseeds RandomSampler._rng.rng (a numpy RandomState) before each
+    trial: the seeded state must be the one sample_independent draws from."""
+    import numpy as np
+    import optuna
+
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    assert isinstance(sampler._rng.rng, np.random.RandomState)
+    study = optuna.create_study(sampler=sampler)
+    distribution = optuna.distributions.FloatDistribution(0.0, 1.0)
+    values = []
+    for _ in range(2):
+        sampler._rng.rng.seed(7)
+        values.append(study.ask({"x": distribution}).params["x"])
+    assert values[0] == values[1] == np.random.RandomState(7).uniform(0.0, 1.0)
