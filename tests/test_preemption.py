@@ -58,6 +58,7 @@ def test_sigterm_then_the_same_command_gives_the_uninterrupted_weights(tmp_path)
     stopped = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert stopped["gan_counters"]["g_step"] == record["g_step"]
     assert f"saved {run_dir / 'checkpoints' / 'last.ckpt'} at generator step {record['g_step']}" in stdout
+    stopped_at = record["g_step"]  # named if the weights differ: where the run stopped decides the path taken
 
     again = subprocess.run(_command(run_dir), capture_output=True, text=True, timeout=300)  # no path typed
     assert again.returncode == 0, again.stderr[-3000:]
@@ -67,7 +68,7 @@ def test_sigterm_then_the_same_command_gives_the_uninterrupted_weights(tmp_path)
     whole, resumed = _weights(tmp_path / "whole"), _weights(run_dir)
     assert whole.keys() == resumed.keys()
     for name in whole:
-        assert torch.equal(whole[name], resumed[name]), name
+        assert torch.equal(whole[name], resumed[name]), f"{name} (stopped at generator step {stopped_at})"
 
 
 @pytest.mark.slow
