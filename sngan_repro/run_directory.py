@@ -132,15 +132,11 @@ class RunDirectory:
 
     def latest_checkpoint(self) -> Path | None:
         """``last.ckpt``, else the numbered checkpoint of the highest generator step."""
-        numbered = {int(match[1]): path for path in self.checkpoints.glob("*.ckpt")
-                    if (match := NUMBERED_CHECKPOINTS.fullmatch(path.name))}
-        return self.last_checkpoint() or (numbered[max(numbered)] if numbered else None)
+        return self.last_checkpoint() or _highest_numbered(self.checkpoints, NUMBERED_CHECKPOINTS)
 
     def last_sample_grid(self) -> Path | None:
         """The fixed-z sample grid of the highest generator step, if any was written."""
-        grids = {int(match[1]): path for path in self.samples.glob("*.png")
-                 if (match := SAMPLE_GRIDS.fullmatch(path.name))}
-        return grids[max(grids)] if grids else None
+        return _highest_numbered(self.samples, SAMPLE_GRIDS)
 
     # -- the record --------------------------------------------------------------------------------------------
     def read_record(self) -> dict:
@@ -172,6 +168,12 @@ class RunDirectory:
         text = self.error_file.read_text().strip()
         kind, separator, sentence = text.partition(": ")
         return (kind, sentence) if separator and kind.isidentifier() else ("", text)
+
+
+def _highest_numbered(folder: Path, names: re.Pattern) -> Path | None:
+    """The file of ``folder`` whose name ``names`` matches with the highest number (its first group)."""
+    numbered = {int(match[1]): path for path in folder.glob("*") if (match := names.fullmatch(path.name))}
+    return numbered[max(numbered)] if numbered else None
 
 
 def write_atomically(path: Path, text: str) -> None:
