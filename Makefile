@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-quick lint clean digits-settings bench tensorboard
+.PHONY: setup demo test test-quick lint clean digits-settings digits-study bench tensorboard
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -51,3 +51,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) outputs/*/ .pytest_cache
+
+# the offline mini-study (conf/study/digits.yaml): two runs at a time, one thread each (faster than one run on both
+# cores for these small networks); again to continue it after an interruption; then its report
+digits-study: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m sngan_repro.train -m study=digits hydra/launcher=local hydra.sweeper.batch=2
+	$(PY) -m sngan_repro.report multirun/studies/digits

@@ -111,7 +111,15 @@ def _continued_or_fresh_directory(checkpoint: str | None, fresh: str) -> str:
     return _fresh_directory(fresh)
 
 
+def _study_or_fresh_directory(study_folder: str | None, fresh: str) -> str:
+    """A study's own folder (``study.folder``: fixed, so that the same command continues the study); else a fresh
+    directory (``_fresh_directory``). A preset cannot set ``hydra.sweep.dir`` itself: merging its value would resolve
+    (and create) the fresh directory it replaces."""
+    return study_folder or _fresh_directory(fresh)
+
+
 OmegaConf.register_new_resolver("fresh_directory", _fresh_directory, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("study_or_fresh_directory", _study_or_fresh_directory, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("continued_or_fresh_directory", _continued_or_fresh_directory, use_cache=True,
                                 replace=True)
 OmegaConf.register_new_resolver("project_choices", _project_choices, replace=True)

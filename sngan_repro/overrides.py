@@ -10,7 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
-from .errors import ConfigError, raised_from
+from .errors import ConfigError, SnganReproError, raised_from
 
 # Hydra's command-line flags that take a value (every other word starting with '-' stands alone)
 _FLAGS_WITH_VALUE = {"-c", "--cfg", "-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "-i",
@@ -96,6 +96,9 @@ def run_command(main: Callable[[], None], settings_of: Callable[[str, tuple[str,
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises its errors instead of printing them itself
     try:
         main()
+    except SnganReproError as error:  # refused outside any run (a run's own are caught in it), e.g. by a study
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     except (HydraException, OmegaConfBaseException, OSError) as error:
         run_code = main.__wrapped__.__code__
         if any(frame.f_code is run_code for frame, _ in traceback.walk_tb(error.__traceback__)):

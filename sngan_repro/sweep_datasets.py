@@ -33,10 +33,17 @@ def job_overrides(task: list[str]) -> list[list[str]]:
     return [list(combination) for combination in itertools.product(*options)]
 
 
+def study_job_overrides(study: DictConfig, task: list[str]) -> list[list[str]]:
+    """The overrides of each method's runs of a study preset (``conf/study``), as its sweeper composes them."""
+    base = list(study.get("base") or [])
+    return [[*base, *task, *(entry or {}).get("overrides", [])] for entry in (study.get("methods") or {}).values()]
+
+
 class SweepDatasets(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        task = list(config.hydra.overrides.task)
         try:
-            jobs = job_overrides(list(config.hydra.overrides.task))
+            jobs = study_job_overrides(config.study, task) if config.get("study") else job_overrides(task)
         except HydraException:  # a search space no list enumerates (an interval, a glob): each job checks its own
             return
         try:  # every job's config first: Hydra's sentence for an override it refuses comes before any data

@@ -21,7 +21,7 @@ from .errors import TrainingDivergedError
 from .run_directory import ERROR_FILE, RunDirectory
 
 
-def job_line(run: Path, error: str | None) -> str:
+def job_line(run: Path, error: str | None, label: str) -> str:
     """One line of a sweep's end: the run's folder, its overrides, how it ended and its last metric values."""
     directory = RunDirectory(run)
     overrides = " ".join(OmegaConf.load(directory.overrides_file)) if directory.overrides_file.is_file() else ""
@@ -32,7 +32,14 @@ def job_line(run: Path, error: str | None) -> str:
         values = ", ".join(f"{name} {value:.6g}" for name, value in record.get("final_metrics", {}).items())
         outcome = f"{record.get('status', 'no record')} at {record.get('g_step', '?')} updates" + (
             f"; {values}" if values else "")
-    return f"{run.name} [{overrides}]: {outcome}"
+    return f"{label} [{overrides}]: {outcome}"
+
+
+def sweep_runs(folder: Path) -> list[Path]:
+    """The run directories of a sweep: its job folders, or a study's (one level deeper: <method>/draw_<n>)."""
+    jobs = [path for path in folder.iterdir() if path.is_dir() and not path.name.startswith(".")]
+    return sorted(path for job in jobs for path in ([job] if RunDirectory(job).is_run() else
+                                                    [sub for sub in job.iterdir() if RunDirectory(sub).is_run()]))
 
 
 class SweepOutcome(Callback):
@@ -44,18 +51,18 @@ class SweepOutcome(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         folder = Path(config.hydra.sweep.dir)
-        runs = sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith("."))
+        runs = sweep_runs(folder)
         error_files = {run: RunDirectory(run).error_file for run in runs}
         errors = {run: file.read_text().strip() for run, file in error_files.items()
                   if file.is_file() and file.stat().st_mtime >= self.started}
         print(f"sngan-repro: sweep of {counted(len(runs), 'run')} in {folder}", flush=True)
         for run in runs:
-            print(f"  {job_line(run, errors.get(run))}", flush=True)
+            print(f"  {job_line(run, errors.get(run), str(run.relative_to(folder)))}", flush=True)
         if not errors:
             return
         diverged = TrainingDivergedError.__name__ + ":"
         unmet = {run: text for run, text in errors.items() if not text.startswith(diverged)}
-        names = ", ".join(run.name for run in errors)
+        names = ", ".join(str(run.relative_to(folder)) for run in errors)
         first = next(iter((unmet or errors).values()))
         print(f"{'error' if unmet else 'note'}: {len(errors)} of the sweep's {counted(len(runs), 'run')} failed "
               f"({names} in {folder}; {len(unmet)} not by diverging; first: {first.rstrip('.')}); each run's "

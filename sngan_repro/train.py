@@ -166,11 +166,15 @@ def _already_finished(cfg: DictConfig, trainer: pl.Trainer, module: GAN) -> GAN:
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name=CONFIG_NAME, version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
+        if cfg.get("study") is not None and not sweep:
+            study = HydraConfig.get().runtime.choices.get("study")
+            raise ConfigError(f"study={study} is a study of many runs: add -m (python -m sngan_repro.train -m "
+                              f"study={study}).")
         run(cfg)
     except SnganReproError as error:
         print(f"error: {error}", file=sys.stderr)
-        sweep = HydraConfig.get().mode == RunMode.MULTIRUN
         run_directory = RunDirectory(cfg.paths.output_dir)
         # a single run refused before it started leaves no folder behind; a sweep's job keeps its error
         if run_directory.path.is_dir() and (sweep or not run_directory.remove_if_unstarted()):

@@ -50,3 +50,8 @@ def test_bad_study_input_is_refused_in_one_sentence_before_any_draw(changes, sen
     with pytest.raises(ConfigError) as refusal:
         _read(**changes)
     assert str(refusal.value).startswith(sentence) and "\n" not in str(refusal.value), str(refusal.value)
+
+
+def test_a_misspelled_study_setting_is_refused():
+    with pytest.raises(ConfigError, match=r"^study.n_draw is not a setting of a study; it has folder, base, methods, "):
+        _read(n_draw=5)

@@ -7,15 +7,16 @@ again, the metric and its direction, Optuna's sampler and the study's seed (Luci
 2019, Sec. 3). Every bad value is refused in one sentence naming it.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError, SnganReproError
-from .space import SAMPLERS, Parameter, published_setting, search_space
+from .space import SAMPLERS, Parameter, as_overrides, published_setting, search_space
 
 DIRECTIONS = ("minimize", "maximize")
+KEYS = ("folder", "base", "methods", "space", "n_draws", "seeds", "metric", "direction", "sampler", "seed")
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,34 @@ class StudyPreset:
     direction: str
     sampler: str
     seed: int
+    arguments: tuple[str, ...] = ()  # the study command's own overrides, between the base and each method's
+
+    def job_overrides(self, method: str, params: dict) -> list[str]:
+        """The overrides of one training run of ``method`` with the drawn ``params``."""
+        return [*self.base, *self.arguments, *self.methods[method].overrides, *as_overrides(params)]
+
+    def definition(self, method: str) -> dict:
+        """What makes ``method``'s draws what they are (not n_draws or seeds, which a resumed study may raise)."""
+        entry = self.methods[method]
+        arguments = [text for text in self.arguments if not text.lstrip("+~").startswith(("study", "hydra"))]
+        return {"base": list(self.base), "arguments": arguments, "overrides": list(entry.overrides),
+                "space": {key: [p.distribution, p.low, p.high, list(p.choices)] for key, p in entry.parameters.items()},
+                "sampler": self.sampler, "seed": self.seed, "metric": self.metric, "direction": self.direction}
 
 
 def _integer(value, least: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
-def read_preset(name: str, node: DictConfig, compose: Callable[[list[str]], DictConfig]) -> StudyPreset:
+def read_preset(name: str, node: DictConfig, compose: Callable[[list[str]], DictConfig],
+                arguments: Sequence[str] = ()) -> StudyPreset:
     """The study preset ``node`` (``study=<name>``), each method's runs composed with ``compose(overrides)`` (which
-    raises a SnganReproError for overrides that do not compose) to check its parameters against their config."""
+    raises a SnganReproError for overrides that do not compose) to check its parameters against their config;
+    ``arguments``: the study command's overrides, which every run gets after the base's."""
     study = OmegaConf.to_container(node, resolve=True)
+    unknown = sorted(set(study) - set(KEYS))
+    if unknown:
+        raise ConfigError(f"study.{unknown[0]} is not a setting of a study; it has {', '.join(KEYS)}.")
     base = tuple(study.get("base") or ())
     if not _integer(study.get("n_draws"), 1):
         raise ConfigError(f"study.n_draws={study.get('n_draws')!r} must be a positive number of draws per method.")
@@ -68,12 +87,18 @@ def read_preset(name: str, node: DictConfig, compose: Callable[[list[str]], Dict
         entry = entry or {}
         overrides = tuple(entry.get("overrides") or ())
         try:
-            training = compose([*base, *overrides])
+            training = compose([*base, *arguments, *overrides])
         except SnganReproError as error:
             raise ConfigError(f"study.methods.{method}.overrides {list(overrides)} do not compose with the study's "
                               f"base: {str(error).rstrip('.')}.") from None
         parameters = {**search_space(study.get("space"), "study.space", training),
                       **search_space(entry.get("space"), f"study.methods.{method}.space", training)}
-        methods[method] = Method(method, overrides, parameters, published_setting(parameters, training))
+        published = published_setting(parameters, training)
+        outside = [key for key, parameter in parameters.items() if not parameter.contains(published[key])]
+        if outside:
+            raise ConfigError(f"study.methods.{method}: its own setting {outside[0]}={published[outside[0]]!r} (draw "
+                              f"0) is outside the study's space for it; widen the range or change the method's "
+                              f"overrides.")
+        methods[method] = Method(method, overrides, parameters, published)
     return StudyPreset(name, base, methods, study["n_draws"], tuple(seeds), study["metric"], study["direction"],
-                       study["sampler"], study["seed"])
+                       study["sampler"], study["seed"], tuple(arguments))

@@ -74,7 +74,7 @@ def search_space(space: Mapping, where: str, training_config: DictConfig) -> dic
     for key, node in (space or {}).items():
         if OmegaConf.select(training_config, key, default=_ABSENT) is _ABSENT:
             raise ConfigError(f"{where}.{key} is not a setting of this study's training runs; give a key of their "
-                              f"config (e.g. optim.lr_g, optim.beta1, optim.n_dis).")
+                              f"config (e.g. optim.lr_g, optim.optimizer.betas.0, optim.n_dis).")
         parameters[key] = Parameter.from_config(key, node, where)
     return parameters
 
@@ -125,9 +125,10 @@ def make_sampler(name: str, seed: int, method: str) -> optuna.samplers.BaseSampl
 def ask(study: optuna.Study, parameters: Mapping[str, Parameter], published: Mapping | None = None
         ) -> optuna.Trial:
     """The study's next draw, from its sampler (``make_sampler``), as an Optuna trial (its ``params`` are the draw,
-    its ``number`` the draw's number); ``published``: the method's own setting, enqueued as draw 0 (once)."""
-    if published is not None:
-        study.enqueue_trial(dict(published), skip_if_exists=True)
+    its ``number`` the draw's number); ``published``: the method's own setting, which is draw 0 of a study that has
+    no draw yet."""
+    if published is not None and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(dict(published))
     return study.ask({key: parameter.optuna_distribution() for key, parameter in parameters.items()})
 
 
