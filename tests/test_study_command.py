@@ -99,7 +99,7 @@ def test_a_killed_study_continues_to_exactly_its_draws_without_a_duplicate(unint
 
 def test_a_diverging_draw_is_kept_as_diverged(tmp_path, cache):
     # the gradient-penalty method at an absurd learning rate (its own setting, draw 0): its critic's loss is nan
-    result = run_study(tmp_path, "study.n_draws=1", "study.seeds=[]", "~study.methods.sn", 
+    result = run_study(tmp_path, "study.n_draws=1", "study.seeds=[]", "~study.methods.sn",
                        "study.methods.gp.overrides=['norm=gp','loss=wgan','optim.lr_g=1e10']", "~study.space",
                        cache=cache)
     assert result.returncode == 0, result.stderr[-3000:]
