@@ -72,7 +72,7 @@ class StudySweeper(Sweeper):
         preset = read_preset(name, self.config.study, compose, arguments)
         folder = Path(self.config.hydra.sweep.dir)
         storage = open_storage(self.storage, folder)
-        driver = StudyDriver(preset, folder, storage, self._launch, self.batch)
+        driver = StudyDriver(preset, folder, storage, self._launch, self.batch, url=self.storage)
         print(f"sngan-repro: study {name} in {folder}: {len(preset.methods)} methods x {preset.n_draws} draws, "
               f"then each method's best draw with seeds {list(preset.seeds)}", flush=True)
         complete = driver.run()

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ..console import counted
 from ..module import load_gan
 from .runs import Curve, Run
 from .tables import Row, Table, mean_std
@@ -26,6 +27,8 @@ class Series:
     x: list
     y: list
     std: list | None = None  # drawn as a band (numeric x) or error bars (categorical x)
+    band: tuple[list, list] | None = None  # (low, high): an asymmetric band, e.g. a bootstrap interval
+    color: str | None = None  # e.g. one method's colour in every panel (default: the next in the cycle)
 
 
 @dataclass
@@ -37,6 +40,9 @@ class Panel:
     categorical: bool = False  # x values are names (settings, methods)
     bars: bool = False  # one value per name, drawn as labelled bars from 0 (e.g. a time)
     log_y: bool = False  # values spanning decades (FID from an untrained generator to a trained one)
+    boxes: bool = False  # each series one group of values (y), drawn as a box with its points
+    scatter: bool = False  # points, no lines (e.g. a hyper-parameter against the metric)
+    log_x: bool = False
 
 
 @dataclass
@@ -55,13 +61,18 @@ class FigureData:
         figure.suptitle(self.title)
         for panel, axes in zip(self.panels, figure.subplots(rows, columns, squeeze=False).flat):
             categories = list(dict.fromkeys(x for series in panel.series.values() for x in series.x))
-            if panel.bars:
-                draw_bars(axes, panel)
+            if panel.bars or panel.boxes:
+                (draw_bars if panel.bars else draw_boxes)(axes, panel)
                 continue
             for label, series in panel.series.items():
                 x = [categories.index(value) for value in series.x] if panel.categorical else series.x
+                if panel.scatter:
+                    draw_points(axes, x, series.y, label, series.color)
+                    continue
                 line, = axes.plot(x, series.y, marker="o" if panel.categorical or len(x) < 30 else None,
-                                  markersize=4, label=label)
+                                  markersize=4, label=label, color=series.color)
+                if series.band is not None:
+                    axes.fill_between(x, *series.band, color=line.get_color(), alpha=0.2, linewidth=0)
                 if series.std is not None and panel.categorical:
                     axes.errorbar(x, series.y, yerr=series.std, fmt="none", ecolor=line.get_color(), capsize=3)
                 elif series.std is not None:
@@ -71,6 +82,8 @@ class FigureData:
                 axes.set_xticks(range(len(categories)), categories)
             if panel.log_y:
                 axes.set_yscale("log")
+            if panel.log_x:
+                axes.set_xscale("log")
             axes.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel)
             axes.legend(fontsize="small")
         for axes in figure.axes[len(self.panels):]:
@@ -88,6 +101,37 @@ def draw_bars(axes, panel: Panel) -> None:
     axes.invert_yaxis()  # the first series on top
     axes.set_xlim(0, max(values, default=1.0) * 1.25)  # room for the labels
     axes.set(title=panel.title, xlabel=panel.ylabel)
+
+
+def draw_points(axes, x, y, label: str, color: str | None = None) -> None:
+    """Points at (x, y); a non-finite y (a diverged or failed run) as a cross at the top edge of the axes, so that it
+    is seen and counted, never dropped."""
+    finite = [(a, b) for a, b in zip(x, y) if math.isfinite(b)]
+    infinite = [a for a, b in zip(x, y) if not math.isfinite(b)]
+    points = axes.scatter([a for a, _ in finite], [b for _, b in finite], s=14, alpha=0.7, color=color,
+                          label=label + (f" ({len(infinite)} diverged or failed: x at the top)" if infinite else ""))
+    if infinite:
+        axes.scatter(infinite, [1.0] * len(infinite), marker="x", s=30, color=points.get_facecolor()[0],
+                     transform=axes.get_xaxis_transform(), clip_on=False)
+
+
+def draw_boxes(axes, panel: Panel) -> None:
+    """One box per series (its values: quartiles, whiskers at 1.5 IQR) with every value as a point beside it;
+    non-finite values (diverged or failed runs) as crosses at the top, counted in the group's label."""
+    labels = []
+    for index, (label, series) in enumerate(panel.series.items()):
+        finite = [value for value in series.y if math.isfinite(value)]
+        lost = len(series.y) - len(finite)
+        color = series.color or f"C{index}"
+        if finite:
+            axes.boxplot([finite], positions=[index], widths=0.5, showfliers=False, medianprops={"color": color})
+        jitter = np.random.default_rng(index).uniform(-0.12, 0.12, len(series.y))  # seeded: the same every time
+        draw_points(axes, list(index + 0.35 + jitter), series.y, label, color=color)
+        labels.append(f"{label}\n{counted(len(series.y), 'run')}" + (f"\n{lost} diverged/failed" if lost else ""))
+    axes.set_xticks(range(len(labels)), labels, fontsize="small")
+    if panel.log_y:
+        axes.set_yscale("log")
+    axes.set(title=panel.title, ylabel=panel.ylabel)
 
 
 def spans_decades(series: dict[str, Series]) -> bool:

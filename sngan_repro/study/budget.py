@@ -39,4 +39,6 @@ def bootstrap_band(values, minimize: bool = True, resamples: int = 1000, coverag
     curves = np.array([budget_curve(rng.choice(values, size=len(values), replace=True), minimize)
                        for _ in range(resamples)])
     tail = (1 - coverage) / 2
-    return np.quantile(curves, tail, axis=0).tolist(), np.quantile(curves, 1 - tail, axis=0).tolist()
+    # observed quantiles (no interpolation): a curve that is +inf (diverged draws) gives inf, not inf - inf = nan
+    return (np.quantile(curves, tail, axis=0, method="inverted_cdf").tolist(),
+            np.quantile(curves, 1 - tail, axis=0, method="inverted_cdf").tolist())

@@ -26,13 +26,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..console import counted
 from ..errors import ConfigError, TrainingDivergedError
-from ..run_directory import RunDirectory
+from ..run_directory import RunDirectory, write_atomically
 from .preset import StudyPreset
 from .space import ask, make_sampler
 from .summary import worst
 
 STORAGE_FILE = "study.db"
 LOCK_FILE = "study.lock"
+RECORD_FILE = "study.json"  # what the study is and where its storage is, for the report
 SEED_KEY = "seed"  # the training config's seed, set by the best draws' re-runs
 RESULTS = (TrialState.COMPLETE, TrialState.FAIL)
 
@@ -40,10 +41,15 @@ RESULTS = (TrialState.COMPLETE, TrialState.FAIL)
 Launch = Callable[[list[list[str]]], list[BaseException | None]]
 
 
+def storage_url(url: str | None, folder: Path) -> str:
+    """``url`` as given (a database URL such as ``sqlite:///...`` or ``postgresql://...``, or the path of an Optuna
+    journal file for many drivers on a shared filesystem), by default ``study.db`` in the study folder."""
+    return url or f"sqlite:///{folder.resolve() / STORAGE_FILE}"
+
+
 def open_storage(url: str | None, folder: Path) -> optuna.storages.BaseStorage:
-    """Optuna's storage of a study: ``url`` a database URL (``sqlite:///...``, ``postgresql://...``), or the path of
-    an Optuna journal file (for many drivers on a shared filesystem); by default ``study.db`` in the study folder."""
-    url = url or f"sqlite:///{folder / STORAGE_FILE}"
+    """Optuna's storage of the study in ``folder`` (``storage_url``)."""
+    url = storage_url(url, folder)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         if "://" in url:
@@ -52,6 +58,16 @@ def open_storage(url: str | None, folder: Path) -> optuna.storages.BaseStorage:
     except Exception as error:  # noqa: BLE001 - SQLAlchemy's, a driver's or the filesystem's: one sentence for all
         raise ConfigError(f"hydra.sweeper.storage={url!r} cannot be opened ({str(error).splitlines()[0]}); give a "
                           f"database URL such as sqlite:///study.db or the path of a journal file.") from None
+
+
+def write_study_record(folder: Path, preset: StudyPreset, url: str | None) -> None:
+    """``study.json``: the study's name, storage, metric and methods (the report reads the rest from the storage)."""
+    record = {"name": preset.name, "storage": storage_url(url, folder), "metric": preset.metric,
+              "direction": preset.direction, "n_draws": preset.n_draws, "seeds": list(preset.seeds),
+              "sampler": preset.sampler, "seed": preset.seed,
+              "methods": {method: preset.definition(method) for method in preset.methods}}
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomically(folder / RECORD_FILE, json.dumps(record, indent=2) + "\n")
 
 
 def draw_folder(method: str, number: int) -> str:
@@ -114,6 +130,7 @@ class StudyDriver:
     launch: Launch
     batch: int = 1  # runs launched together (the launcher runs them in parallel if it can)
     log: Callable[[str], None] = print
+    url: str | None = None  # the storage's URL as configured (None: the default), for study.json
     stopped: str = ""  # why the driver stopped before the end
     _lock: object = field(default=None, repr=False)
 
@@ -141,6 +158,7 @@ class StudyDriver:
         self.folder.mkdir(parents=True, exist_ok=True)
         with self._holding_lock():
             draws = {method: self.study(method) for method in self.preset.methods}
+            write_study_record(self.folder, self.preset, self.url)
             self._run_jobs(self._draw_jobs(draws))
             if self.stopped:
                 return False
