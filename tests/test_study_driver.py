@@ -147,9 +147,10 @@ def test_continuing_a_study_with_another_space_is_refused(tmp_path):
         driver(tmp_path, Launcher(tmp_path), n_draws=2, seeds=[], space=space).run()
 
 
-def test_a_metric_the_runs_do_not_log_stops_the_study_at_its_first_batch(tmp_path):
-    launcher = Launcher(tmp_path)
-    study = driver(tmp_path, launcher, metric="fid/50k_vs_train50k")
-    assert not study.run() and len(launcher.jobs) == 2
-    assert study.stopped == (f"study.metric='fid/50k_vs_train50k' is not a metric its runs log (the run logged no "
-                             f"fid/50k_vs_train50k; its metrics: {METRIC}, digits_is/x)")
+def test_a_finished_run_without_the_metric_is_a_failed_draw_naming_what_it_logged(tmp_path):
+    from sngan_repro.study.driver import Outcome, read_outcome
+
+    run = tmp_path / "run"
+    Launcher(tmp_path)([["optim.lr_g=1e-3", "hydra.sweep.subdir=run"]])
+    outcome = read_outcome(run, "fid/50k_vs_train50k", since=0.0, escaped=None)
+    assert outcome == Outcome("failed", None, f"the run logged no fid/50k_vs_train50k; its metrics: {METRIC}, digits_is/x")

@@ -5,6 +5,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sngan_repro import compose
+from sngan_repro.config import CONFIG_DIR
 from sngan_repro.errors import ConfigError
 from sngan_repro.study.preset import read_preset
 
@@ -55,3 +56,21 @@ def test_bad_study_input_is_refused_in_one_sentence_before_any_draw(changes, sen
 def test_a_misspelled_study_setting_is_refused():
     with pytest.raises(ConfigError, match=r"^study.n_draw is not a setting of a study; it has folder, base, methods, "):
         _read(n_draw=5)
+
+
+def test_a_metric_the_runs_do_not_log_is_refused_before_any_draw():
+    with pytest.raises(ConfigError, match=r"^study.metric='fid/50k_vs_train50k' is not a metric that sn's runs log; "
+                                          r"they log digits_is/2k_1split, digits_is/2k_1split_std, "
+                                          r"digits_fid/2k_vs_train1797\.$"):
+        _read(metric="fid/50k_vs_train50k")
+
+
+@pytest.mark.parametrize("name", sorted(path.stem for path in (CONFIG_DIR / "study").glob("*.yaml")))
+def test_every_study_preset_reads_its_methods_compose_and_draw_zero_is_each_methods_setting(name):
+    config = compose([f"study={name}"])
+    study = read_preset(name, config.study, lambda overrides: compose([f"study={name}", *overrides]))
+    assert study.n_draws >= 16 and study.seeds and config.study.folder == f"multirun/studies/{name}"
+    for method in study.methods.values():
+        runs = compose([f"study={name}", *method.overrides])
+        assert method.published == {key: OmegaConf.select(runs, key) for key in method.parameters}
+        assert {"optim.lr_g", "optim.optimizer.betas.0", "optim.n_dis"} <= set(method.parameters)

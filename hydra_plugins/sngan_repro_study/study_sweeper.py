@@ -79,8 +79,6 @@ class StudySweeper(Sweeper):
         print(f"sngan-repro: study {name}" + ("" if complete else f" stopped: {driver.stopped}; the same command "
               f"continues it") + f"\n{progress(preset, storage)}\nits report: python -m sngan_repro.report {folder}",
               file=sys.stdout if complete else sys.stderr, flush=True)
-        if driver.stopped.startswith("study.metric="):
-            raise ConfigError(f"{driver.stopped}.")
 
     def _launch(self, jobs: list[list[str]]) -> list[BaseException | None]:
         returns = self.launcher.launch(jobs, initial_job_idx=self.job_index)

@@ -253,8 +253,6 @@ class StudyDriver:
             return
         if outcome.kind != "finished":
             self.log(f"study {self.preset.name}: {job.folder} {outcome.kind}: {outcome.sentence}")
-        if outcome.kind == "failed" and outcome.sentence.startswith("the run logged no"):
-            self.stopped = f"study.metric={self.preset.metric!r} is not a metric its runs log ({outcome.sentence})"
 
 
 def best_draw(trials: Sequence[FrozenTrial], minimize: bool) -> FrozenTrial | None:

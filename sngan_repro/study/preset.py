@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError, SnganReproError
+from ..metrics.base import instantiate_measures
 from .space import SAMPLERS, Parameter, as_overrides, published_setting, search_space
 
 DIRECTIONS = ("minimize", "maximize")
@@ -93,6 +94,11 @@ def read_preset(name: str, node: DictConfig, compose: Callable[[list[str]], Dict
                               f"base: {str(error).rstrip('.')}.") from None
         parameters = {**search_space(study.get("space"), "study.space", training),
                       **search_space(entry.get("space"), f"study.methods.{method}.space", training)}
+        logged = [name for metric in instantiate_measures(training.get("metrics", {}).get("measures")).values()
+                  for name in metric.names()]
+        if study["metric"] not in logged:
+            raise ConfigError(f"study.metric={study['metric']!r} is not a metric that {method}'s runs log; they log "
+                              f"{', '.join(logged) or 'none (metrics=none)'}.")
         published = published_setting(parameters, training)
         outside = [key for key, parameter in parameters.items() if not parameter.contains(published[key])]
         if outside:
