@@ -153,4 +153,5 @@ def test_a_finished_run_without_the_metric_is_a_failed_draw_naming_what_it_logge
     run = tmp_path / "run"
     Launcher(tmp_path)([["optim.lr_g=1e-3", "hydra.sweep.subdir=run"]])
     outcome = read_outcome(run, "fid/50k_vs_train50k", since=0.0, escaped=None)
-    assert outcome == Outcome("failed", None, f"the run logged no fid/50k_vs_train50k; its metrics: {METRIC}, digits_is/x")
+    assert outcome == Outcome("failed", None,
+                              f"the run logged no fid/50k_vs_train50k; its metrics: {METRIC}, digits_is/x")

@@ -105,7 +105,8 @@ def test_each_methods_best_draw_is_re_run_with_the_seeds(study):
         assert [float(row[METRIC]) for row in reruns] == [score({"optim.lr_g": best.params["optim.lr_g"], "seed": s})
                                                          for s in (1, 2, 3)]
         spread = np.array([float(row[METRIC]) for row in reruns])
-        assert f"{spread.mean():.4g} ± {spread.std(ddof=1):.2g} (3 of 3)" in (study / "report" / "report.md").read_text()
+        report = (study / "report" / "report.md").read_text()
+        assert f"{spread.mean():.4g} ± {spread.std(ddof=1):.2g} (3 of 3)" in report
     (panel,) = figure(study, "study-seeds")["panels"]
     assert len(panel["series"]) == 2
 
@@ -120,4 +121,5 @@ def test_every_hyper_parameter_is_plotted_against_the_metric_per_method(study):
 
 def test_a_study_with_other_folders_is_refused(study, tmp_path, capsys):
     assert report_main([str(study), str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {study} is a study, whose report is made on its own; give it alone."
+    assert capsys.readouterr().err.strip() == (f"error: {study} is a study, whose report is made on its own; give it "
+                                               f"alone.")

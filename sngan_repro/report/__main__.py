@@ -13,7 +13,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sngan_repro.report", description=__package__ and
                                      sys.modules[__package__].__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="+", type=Path, help="run directories, sweep directories, or folders of them; or one study folder")
+    parser.add_argument("paths", nargs="+", type=Path,
+                        help="run directories, sweep directories, or folders of them; or one study folder")
     parser.add_argument("--output", type=Path, default=None,
                         help="where to write the report (default: <the one path given>/report)")
     args = parser.parse_args(argv)

@@ -140,9 +140,9 @@ def sensitivity(record: dict, results: dict[str, MethodResults]) -> FigureData:
     parameters = list(dict.fromkeys(key for method in record["methods"].values() for key in method["space"]))
     panels = []
     for key in parameters:
-        series = {name: Series(x=[draw.params[key] for draw in method.draws if key in draw.params],
-                               y=[draw.value for draw in method.draws if key in draw.params], color=colors(results)[name])
-                  for name, method in results.items() if any(key in draw.params for draw in method.draws)}
+        drawn = {name: [draw for draw in method.draws if key in draw.params] for name, method in results.items()}
+        series = {name: Series(x=[draw.params[key] for draw in draws], y=[draw.value for draw in draws],
+                               color=colors(results)[name]) for name, draws in drawn.items() if draws}
         distribution = next(method["space"][key][0] for method in record["methods"].values() if key in method["space"])
         panels.append(Panel(key, key, record["metric"], series, categorical=distribution == "choice", scatter=True,
                             log_x=distribution == "log_uniform", log_y=spans_decades(series)))
@@ -164,8 +164,8 @@ def number(value: float) -> str:
 
 def table_markdown(record: dict, results: dict[str, MethodResults]) -> list[str]:
     minimize = record["direction"] == "minimize"
-    lines = [f"| method | draws | best | 10 % quantile | median | diverged | failed | best draw | best draw over "
-             f"seeds: mean ± std (runs) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | draws | best | 10 % quantile | median | diverged | failed | best draw | best draw over "
+             "seeds: mean ± std (runs) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, method in results.items():
         if not method.draws:
             lines.append(f"| {name} | 0 | — | — | — | — | — | — | — |")
