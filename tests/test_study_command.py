@@ -72,20 +72,20 @@ def test_a_study_runs_each_draw_as_an_ordinary_run_and_says_where_its_report_is(
 
 def test_a_killed_study_continues_to_exactly_its_draws_without_a_duplicate(uninterrupted, tmp_path, cache):
     folder = tmp_path / "study"
-    driver = subprocess.Popen(study_command(folder, f"paths.cache_dir={cache}", "train.steps=40"), cwd=ROOT,
+    driver = subprocess.Popen(study_command(folder, f"paths.cache_dir={cache}"), cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # SIGTERM while the third run trains: the run saves its checkpoint and stops, and so does the study
+    # SIGTERM once the third run has started: while it trains, it saves its checkpoint and stops, and so does the
+    # study; before its training starts, the signal ends the driver at once. Either way that draw is left RUNNING.
     deadline = time.monotonic() + 600
     while not (folder / "sn" / "draw_001" / "run.json").is_file():
         assert driver.poll() is None and time.monotonic() < deadline, "the study ended before it was stopped"
-        time.sleep(0.2)
-    time.sleep(1.0)
+        time.sleep(0.1)
     driver.send_signal(signal.SIGTERM)
     driver.wait(timeout=300)
     done = [trial.state for name in ("digits/sn", "digits/gp") for trial in results(folder, name)]
     assert TrialState.RUNNING in done and len(done) < 6, done
 
-    result = run_study(folder, "train.steps=40", cache=cache)
+    result = run_study(folder, cache=cache)
     assert result.returncode == 0, result.stderr[-3000:]
     whole, _ = uninterrupted
     for method in ("sn", "gp"):
@@ -112,16 +112,15 @@ def test_a_diverging_draw_is_kept_as_diverged(tmp_path, cache):
 def test_two_runs_at_a_time_through_the_submitit_local_launcher_share_one_storage_without_a_duplicate(
         uninterrupted, tmp_path, cache):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher is not installed")
-    result = run_study(tmp_path, "hydra/launcher=local", "hydra.sweeper.batch=2", cache=cache)
+    result = run_study(tmp_path, "hydra/launcher=local", "hydra.sweeper.batch=2", "study.n_draws=2", "study.seeds=[]",
+                       cache=cache)
     assert result.returncode == 0, result.stderr[-3000:]
     whole, _ = uninterrupted
-    for name in ("digits/sn", "digits/gp", "digits/sn/seeds", "digits/gp/seeds"):
+    for name in ("digits/sn", "digits/gp"):
         draws = results(tmp_path, name)
-        assert [trial.number for trial in draws] == list(range(len(draws)))  # each draw once
-        assert all(trial.state == TrialState.COMPLETE for trial in draws)
-        assert [t.params for t in draws] == [t.params for t in results(whole, name)]  # whatever the launcher
-    jobs = sorted((tmp_path / ".submitit").iterdir())
-    assert len(jobs) == 8  # 2 methods x (3 draws + 1 seed), each run in its own submitit job
+        assert [(t.number, t.state) for t in draws] == [(0, TrialState.COMPLETE), (1, TrialState.COMPLETE)]
+        assert [t.params for t in draws] == [t.params for t in results(whole, name)][:2]  # whatever the launcher
+    assert len(list((tmp_path / ".submitit").iterdir())) == 4  # each run its own submitit job, none twice
 
 
 @pytest.mark.parametrize("overrides, sentence", [
@@ -129,8 +128,7 @@ def test_two_runs_at_a_time_through_the_submitit_local_launcher_share_one_storag
      "error: study.methods.sn.space.norm.weight is not a setting of this study's training runs"),
     (["study.methods.gp.space={norm.weight: {low: 0}}"],
      "error: study.methods.gp.space.norm.weight is log-uniform from low=0: a log range needs a positive low bound."),
-    (["study.methods.gp.space={norm.weight: {high: 0.01}}"],
-     "error: study.methods.gp.space.norm.weight is an empty range (low=0.1, high=0.01); low must be below high."),
+    (["hydra.sweeper.batch=0"], "error: hydra.sweeper.batch=0 must be a positive number of runs launched together."),
     (["study.methods.gp.overrides=['norm=gradient_penalty']"],
      "error: study.methods.gp.overrides ['norm=gradient_penalty'] do not compose with the study's base: "
      "norm='gradient_penalty' is not an option of norm"),

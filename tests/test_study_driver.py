@@ -155,3 +155,23 @@ def test_a_finished_run_without_the_metric_is_a_failed_draw_naming_what_it_logge
     outcome = read_outcome(run, "fid/50k_vs_train50k", since=0.0, escaped=None)
     assert outcome == Outcome("failed", None,
                               f"the run logged no fid/50k_vs_train50k; its metrics: {METRIC}, digits_is/x")
+
+
+def test_an_optuna_journal_file_holds_a_study_as_the_default_sqlite_does(tmp_path):
+    journal = tmp_path / "shared" / "study.journal"
+    journal.parent.mkdir()
+    storage = open_storage(str(journal), tmp_path)
+    assert isinstance(storage, optuna.storages.JournalStorage)
+    study = driver(tmp_path, Launcher(tmp_path), storage, n_draws=3, seeds=[])
+    assert study.run() and journal.stat().st_size > 0
+    sqlite = driver(tmp_path / "sqlite", Launcher(tmp_path / "sqlite"), n_draws=3, seeds=[])
+    sqlite.run()
+    for name in ("test/sn", "test/gp"):
+        assert [(t.params, t.value) for t in trials(storage, name)] == \
+               [(t.params, t.value) for t in trials(sqlite.storage, name)]
+
+
+def test_a_storage_that_cannot_be_opened_is_refused_in_one_sentence(tmp_path):
+    with pytest.raises(ConfigError, match=r"^hydra.sweeper.storage='nosuchdb://x' cannot be opened \(.*\); give a "
+                                          r"database URL such as sqlite:///study.db or the path of a journal file\.$"):
+        open_storage("nosuchdb://x", tmp_path)
