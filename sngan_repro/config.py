@@ -164,6 +164,7 @@ def _require(condition: bool, message: str) -> None:
 
 # where a run's config takes keys its files do not declare: Lightning callbacks and metric measures by name
 OPEN_NODES = ("callbacks", "metrics.measures")
+STUDY = "study"  # a study preset's node, read (and checked key by key) by its sweeper, not by the run
 _ABSENT = object()
 
 
@@ -180,7 +181,8 @@ def _check_added_keys(cfg: DictConfig) -> None:
             continue  # +group=option adds a config group; or this config did not come from these overrides
         parent = key.rpartition(".")[0]
         node = OmegaConf.select(cfg, parent) if parent else cfg
-        if parent in OPEN_NODES or (isinstance(node, DictConfig) and "_target_" in node):
+        read_elsewhere = parent in OPEN_NODES or parent.split(".")[0] == STUDY
+        if read_elsewhere or (isinstance(node, DictConfig) and "_target_" in node):
             continue
         parts = key.split(".")
         depth = len(parts) - 1  # up past the nodes the override itself created (they hold only its key)

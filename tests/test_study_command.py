@@ -98,15 +98,16 @@ def test_a_killed_study_continues_to_exactly_its_draws_without_a_duplicate(unint
 
 
 def test_a_diverging_draw_is_kept_as_diverged(tmp_path, cache):
-    # the gradient-penalty method at an absurd learning rate (its own setting, draw 0): its critic's loss is nan
-    result = run_study(tmp_path, "study.n_draws=1", "study.seeds=[]", "~study.methods.sn",
-                       "study.methods.gp.overrides=['norm=gp','loss=wgan','optim.lr_g=1e10']", "~study.space",
+    # a method added on the command line (its runs accept the added study key) at an absurd learning rate, its own
+    # setting (draw 0): its critic's loss is nan at the first check
+    result = run_study(tmp_path, "study.n_draws=1", "study.seeds=[]", "~study.methods.sn", "~study.methods.gp",
+                       "~study.space", "+study.methods.huge={overrides: ['norm=none', 'loss=wgan', 'optim.lr_g=1e10']}",
                        cache=cache)
     assert result.returncode == 0, result.stderr[-3000:]
-    (draw,) = results(tmp_path, "digits/gp")
+    (draw,) = results(tmp_path, "digits/huge")
     assert draw.state == TrialState.COMPLETE and draw.value == math.inf
-    assert "gp/draw_000 diverged: Training diverged at generator step 4" in result.stdout + result.stderr
-    assert "gp: 1 of 1 draw, 1 diverged" in result.stdout + result.stderr
+    assert "huge/draw_000 diverged: Training diverged at generator step 4" in result.stdout + result.stderr
+    assert "huge: 1 of 1 draw, 1 diverged" in result.stdout + result.stderr
 
 
 def test_two_runs_at_a_time_through_the_submitit_local_launcher_share_one_storage_without_a_duplicate(
