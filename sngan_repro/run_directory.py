@@ -48,6 +48,7 @@ HYDRA_FOLDER = ".hydra"  # Hydra's own record of the job (config, overrides)
 HYDRA_OVERRIDES = HYDRA_FOLDER + "/overrides.yaml"
 #: any of these marks a folder as a run directory (a refused run may hold only its error file)
 MARKERS = (CONFIG_FILE, RECORD_FILE, ERROR_FILE, HYDRA_OVERRIDES)
+STUDY_RECORD = "study.json"  # in a study's folder, whose runs are <method>/<draw>/ (sngan_repro.study.driver)
 
 GIT_TIMEOUT_SECONDS = 10
 # distribution name -> module whose __version__ is recorded instead of the distribution's metadata: torch's

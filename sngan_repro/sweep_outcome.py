@@ -9,6 +9,7 @@ optimizer settings to find those that fail), so it only gets named; a run that c
 (an invalid value, a missing dataset, a full disk) makes the sweep's exit code 2.
 """
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .console import counted
 from .errors import TrainingDivergedError
-from .run_directory import ERROR_FILE, RunDirectory
+from .run_directory import ERROR_FILE, STUDY_RECORD, RunDirectory
 
 
 def job_line(run: Path, error: str | None, label: str) -> str:
@@ -35,11 +36,16 @@ def job_line(run: Path, error: str | None, label: str) -> str:
     return f"{label} [{overrides}]: {outcome}"
 
 
+def _folders(folder: Path) -> list[Path]:
+    return [path for path in folder.iterdir() if path.is_dir() and not path.name.startswith(".")]
+
+
 def sweep_runs(folder: Path) -> list[Path]:
     """The run directories of a sweep: its job folders, or a study's (one level deeper: <method>/draw_<n>)."""
-    jobs = [path for path in folder.iterdir() if path.is_dir() and not path.name.startswith(".")]
-    return sorted(path for job in jobs for path in ([job] if RunDirectory(job).is_run() else
-                                                    [sub for sub in job.iterdir() if RunDirectory(sub).is_run()]))
+    if (folder / STUDY_RECORD).is_file():  # its methods' folders (not e.g. its report/)
+        methods = json.loads((folder / STUDY_RECORD).read_text())["methods"]
+        return sorted(run for method in methods if (folder / method).is_dir() for run in _folders(folder / method))
+    return sorted(_folders(folder))
 
 
 class SweepOutcome(Callback):

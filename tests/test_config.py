@@ -25,7 +25,7 @@ def test_defaults_are_sngan_cifar10_standard_cnn():
     assert dict(cfg.choices) == {"dataset": "cifar10", "arch": "sngan_cnn", "norm": "sn", "gen_norm": "none",
                                  "loss": "nonsat", "optim": "B", "trainer": "default", "callbacks": "default",
                                  "logger": "tensorboard", "metrics": "train_fast", "paths": "default",
-                                 "experiment": None}
+                                 "experiment": None, "study": None}
     assert cfg.dataset.image_size == 32 and cfg.train.steps == 100_000 and cfg.train.batch_size == 64
     assert cfg.arch.latent_dim == 128
 

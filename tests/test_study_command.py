@@ -4,6 +4,7 @@ finishes with exactly n_draws results per method, the draws an uninterrupted stu
 diverged; two runs at a time through the submitit local launcher share one storage without a duplicate draw; bad
 study input is refused in one sentence before any run."""
 
+import json
 import math
 import signal
 import subprocess
@@ -121,7 +122,10 @@ def test_two_runs_at_a_time_through_the_submitit_local_launcher_share_one_storag
         draws = results(tmp_path, name)
         assert [(t.number, t.state) for t in draws] == [(0, TrialState.COMPLETE), (1, TrialState.COMPLETE)]
         assert [t.params for t in draws] == [t.params for t in results(whole, name)][:2]  # whatever the launcher
-    assert len(list((tmp_path / ".submitit").iterdir())) == 4  # each run its own submitit job, none twice
+    for method in ("sn", "gp"):  # each run once: one session in its record
+        for number in (0, 1):
+            record = json.loads((tmp_path / method / f"draw_{number:03d}" / "run.json").read_text())
+            assert len(record["sessions"]) == 1 and record["status"] == "finished"
 
 
 @pytest.mark.parametrize("overrides, sentence", [
@@ -149,3 +153,10 @@ def test_a_study_without_multirun_says_to_add_it(tmp_path):
     assert result.stderr.strip() == ("error: study=digits is a study of many runs: add -m (python -m sngan_repro.train "
                                      "-m study=digits).")
     assert not any(tmp_path.iterdir())  # the run folder Hydra made for it is gone
+
+
+def test_train_help_names_the_study_presets():
+    result = subprocess.run([sys.executable, "-m", "sngan_repro.train", "--help"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert "study: digits, kurach2019, lucic2018" in result.stdout
+    assert "python -m sngan_repro.train -m study=digits" in result.stdout

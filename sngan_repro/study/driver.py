@@ -26,14 +26,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..console import counted
 from ..errors import ConfigError, TrainingDivergedError
-from ..run_directory import RunDirectory, write_atomically
+from ..run_directory import STUDY_RECORD, RunDirectory, write_atomically
 from .preset import StudyPreset
 from .space import ask, make_sampler
 from .summary import worst
 
 STORAGE_FILE = "study.db"
 LOCK_FILE = "study.lock"
-RECORD_FILE = "study.json"  # what the study is and where its storage is, for the report
+RECORD_FILE = STUDY_RECORD  # what the study is and where its storage is, for the report
 SEED_KEY = "seed"  # the training config's seed, set by the best draws' re-runs
 RESULTS = (TrialState.COMPLETE, TrialState.FAIL)
 
