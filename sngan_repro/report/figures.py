@@ -129,6 +129,7 @@ def draw_boxes(axes, panel: Panel) -> None:
         draw_points(axes, list(index + 0.35 + jitter), series.y, label, color=color)
         labels.append(f"{label}\n{counted(len(series.y), 'run')}" + (f"\n{lost} diverged/failed" if lost else ""))
     axes.set_xticks(range(len(labels)), labels, fontsize="small")
+    axes.set_xlim(-0.6, len(labels) - 0.3)  # room for the points right of the last box
     if panel.log_y:
         axes.set_yscale("log")
     axes.set(title=panel.title, ylabel=panel.ylabel)
