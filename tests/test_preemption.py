@@ -130,3 +130,29 @@ def test_bad_preemption_settings_are_refused_in_one_sentence(tmp_path, override,
     with pytest.raises(ConfigError, match=message):
         run(compose(tiny_run_overrides(tmp_path, 2, override)))
     assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_a_run_preempted_before_its_first_periodic_checkpoint_resumes_into_last_ckpt(tmp_path):
+    """A stop before the checkpoint callback's first save (here at update 3 of 20, checkpoints every 10): the resumed
+    run overwrites last.ckpt, which ends with the uninterrupted run's weights; no last-v1.ckpt beside a stale one
+    (Lightning's version counter did that, and the next resume continued from the stale file)."""
+    import pytorch_lightning as pl
+
+    class StopAtThirdUpdate(pl.Callback):
+        sent = False
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if pl_module.g_step == 2 and not self.sent:
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGTERM)  # the preemption callback stops after this update
+
+    run(compose(tiny_run_overrides(tmp_path / "whole", 20, "logger=none")))
+    interrupted = tmp_path / "interrupted"
+    run(compose(tiny_run_overrides(interrupted, 20, "logger=none")), callbacks=[StopAtThirdUpdate()])
+    assert torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=True)["gan_counters"]["g_step"] == 3
+    run(compose(tiny_run_overrides(interrupted, 20, "logger=none")))
+    assert sorted(path.name for path in (interrupted / "checkpoints").iterdir()) == \
+        ["g_step_0000003.ckpt", "g_step_0000010.ckpt", "g_step_0000020.ckpt", "last.ckpt"]
+    whole, resumed = _weights(tmp_path / "whole"), _weights(interrupted)
+    assert all(torch.equal(whole[name], resumed[name]) for name in whole)

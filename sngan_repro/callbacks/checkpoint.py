@@ -20,6 +20,10 @@ class GeneratorStepCheckpoint(ModelCheckpoint):
         kwargs.setdefault("filename", CHECKPOINT_TEMPLATE)
         kwargs.setdefault("auto_insert_metric_name", False)
         kwargs.setdefault("save_last", True)
+        # a run's names are unique by generator step, and a resumed run must overwrite last.ckpt: Lightning would
+        # write last-v1.ckpt beside it (leaving last.ckpt stale, which the next resume would continue from) when
+        # last.ckpt was written by the preemption before this callback's first save, whose path it does not know
+        kwargs.setdefault("enable_version_counter", False)
         super().__init__(every_n_epochs=1, **kwargs)  # the epoch's end is the run's end: the final checkpoint
         self.every_n_g_steps, self.steps = every_n_g_steps, steps
 
