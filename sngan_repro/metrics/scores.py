@@ -15,6 +15,10 @@ import numpy as np
 import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_features_to_metric
+from torch_fidelity.metric_kid import kid_features_to_metric
+from torch_fidelity.metric_prc import prc_features_to_metric
+
+KID_DEGREE, KID_COEF0 = 3, 1.0  # the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3 (Binkowski et al. 2018, Sec. 4)
 
 
 def inception_score(logits: torch.Tensor, splits: int) -> tuple[float, float]:
@@ -30,6 +34,27 @@ def feature_statistics(features: torch.Tensor) -> dict:
 
 def frechet_distance(statistics_1: dict, statistics_2: dict) -> float:
     return fid_statistics_to_metric(statistics_1, statistics_2, verbose=False)["frechet_inception_distance"]
+
+
+def kernel_distance(generated: torch.Tensor, real: torch.Tensor, subsets: int, subset_size: int,
+                    seed: int = 2020) -> tuple[float, float]:
+    """(mean, std) over ``subsets`` of the unbiased MMD^2 with the cubic polynomial kernel between ``subset_size``
+    features of each side drawn without replacement (Binkowski et al. 2018, "Demystifying MMD GANs", Sec. 4),
+    computed by torch-fidelity in float64."""
+    result = kid_features_to_metric(generated.detach().cpu().double(), real.detach().cpu().double(),
+                                    kid_subsets=subsets, kid_subset_size=subset_size, kid_kernel="poly",
+                                    kid_kernel_poly_degree=KID_DEGREE, kid_kernel_poly_gamma=None,
+                                    kid_kernel_poly_coef0=KID_COEF0, rng_seed=seed, verbose=False)
+    return result["kernel_inception_distance_mean"], result["kernel_inception_distance_std"]
+
+
+def precision_recall(generated: torch.Tensor, real: torch.Tensor, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019, Sec. 3): the fraction of generated samples inside
+    some real sample's k-nearest-neighbour ball, and of real samples inside some generated sample's; by
+    torch-fidelity (its convention: input 1 generated, input 2 real)."""
+    result = prc_features_to_metric(generated.detach().cpu().double(), real.detach().cpu().double(),
+                                    prc_neighborhood=k, prc_batch_size=10000, save_cpu_ram=False, verbose=False)
+    return result["precision"], result["recall"]
 
 
 def extract(extractor, batches, device) -> tuple[torch.Tensor, torch.Tensor]:
