@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from sngan_repro import compose
 from sngan_repro.metrics.scores import kernel_distance, precision_recall
 
 
@@ -48,3 +49,42 @@ def test_precision_and_recall_are_the_brute_force_k_nearest_neighbour_fractions(
     assert precision == pytest.approx(np.mean(inside_real), rel=1e-6)
     assert recall == pytest.approx(np.mean(inside_generated), rel=1e-6)
     assert 0 < precision < 1 and 0 < recall < 1  # the shift makes both informative
+
+
+def test_kid_of_a_generator_shares_the_samples_features_with_fid_and_equals_kid_on_them(tmp_path):
+    """SampleQuality with IS, FID and KID: one pass over the samples; its KID is kernel_distance on those samples'
+    features (extracted here again) against the cached features of the real images (extracted here directly)."""
+    from conftest import tiny_run_overrides
+
+    from sngan_repro.data import build_datamodule
+    from sngan_repro.data.pixels import to_uint8_truncated
+    from sngan_repro.metrics import MetricSetup
+    from sngan_repro.metrics.base import instantiate_measures
+    from sngan_repro.metrics.scores import extract
+    from sngan_repro.module import GAN
+
+    cfg = compose(tiny_run_overrides(tmp_path, 4, "metrics=digits", f"paths.cache_dir={tmp_path / 'cache'}",
+                                            "+metrics.measures.digits.kid={samples: 300, real: 400, subsets: 3, "
+                                            "subset_size: 100}"))
+    (metric,) = instantiate_measures(cfg.metrics.measures).values()
+    datamodule = build_datamodule(cfg)
+    gan = GAN(cfg).eval()
+    metric.prepare(MetricSetup(datamodule, torch.device("cpu"), dict(cfg.dataset)))
+    calls = []
+    forward = metric.extractor.forward
+    metric.extractor.forward = lambda images: (calls.append(len(images)), forward(images))[1]
+    results = metric.compute(gan)
+    assert sum(calls) == 2000  # max(IS 2000, FID 2000, KID 300) samples, once
+    metric.extractor.forward = forward
+
+    size = metric.batch_size  # the samples' codes: chunk c of the metrics stream at step c
+    codes = torch.cat([gan.latent_draw(min(size, 2000 - start), "metrics", chunk)
+                       for chunk, start in enumerate(range(0, 2000, size))])[:300]
+    with torch.no_grad():
+        generated, _ = extract(metric.extractor, [to_uint8_truncated(gan.generate(codes), gan.output_range)], "cpu")
+    real, _ = extract(metric.extractor, datamodule.iter_images("train", 400, 100), "cpu")
+    name = "digits_kid/300_vs_train400_3x100"
+    assert set(results) >= {name, f"{name}_std", "digits_fid/2k_vs_train1797", "digits_is/2k_1split"}
+    assert (results[name], results[f"{name}_std"]) == pytest.approx(kernel_distance(generated, real, 3, 100),
+                                                                     rel=1e-6)
+    assert metric.protocols()[name].startswith("Kernel distance (unbiased MMD^2, kernel (x.y/d + 1)^3")

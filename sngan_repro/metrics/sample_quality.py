@@ -14,7 +14,15 @@ import torch
 
 from ..data.pixels import to_uint8_truncated
 from .base import Metric, MetricSettingError, MetricSetup, require_count
-from .scores import count_tag, feature_statistics, frechet_distance, inception_score, real_statistics
+from .scores import (
+    count_tag,
+    feature_statistics,
+    frechet_distance,
+    inception_score,
+    kernel_distance,
+    real_features,
+    real_statistics,
+)
 
 
 def _dataset_key(dataset: dict) -> dict:
@@ -28,12 +36,23 @@ class SampleQuality(Metric):
     of ``extractor`` (a function of the device returning the extractor, e.g. a partial of ``load_inception``)."""
 
     def __init__(self, extractor: Callable, cache_dir: str, every: int = 0, inception_score: dict | None = None,
-                 fid: dict | None = None, batch_size: int = 100, prefix: str = ""):
+                 fid: dict | None = None, kid: dict | None = None, batch_size: int = 100, prefix: str = ""):
         super().__init__(every)
-        if not inception_score and not fid:
-            raise MetricSettingError("inception_score and fid are both null; give at least one, e.g. "
+        if not inception_score and not fid and not kid:
+            raise MetricSettingError("inception_score, fid and kid are all null; give at least one, e.g. "
                                      "fid={samples: 5000, real: 10000}.")
         self.is_samples = self.is_splits = self.fid_samples = self.fid_real = 0
+        self.kid_samples = self.kid_real = self.kid_subsets = self.kid_subset_size = 0
+        if kid:  # Binkowski et al. 2018: 100 subsets of 1000 (torch-fidelity's defaults)
+            self.kid_samples, self.kid_real = kid.get("samples"), kid.get("real")
+            self.kid_subsets, self.kid_subset_size = kid.get("subsets", 100), kid.get("subset_size", 1000)
+            for value, name in ((self.kid_samples, "kid.samples"), (self.kid_real, "kid.real"),
+                                (self.kid_subsets, "kid.subsets"), (self.kid_subset_size, "kid.subset_size")):
+                require_count(value, name)
+            if self.kid_subset_size > min(self.kid_samples, self.kid_real):
+                raise MetricSettingError(f"kid.subset_size={self.kid_subset_size} exceeds kid.samples="
+                                         f"{self.kid_samples} or kid.real={self.kid_real}; subsets are drawn without "
+                                         f"replacement from each side.")
         if inception_score:
             self.is_samples, self.is_splits = inception_score.get("samples"), inception_score.get("splits", 1)
             require_count(self.is_samples, "inception_score.samples")
@@ -49,6 +68,7 @@ class SampleQuality(Metric):
         self.load_extractor, self.cache_dir, self.batch_size, self.prefix = extractor, cache_dir, batch_size, prefix
         self.extractor = None
         self.real: dict | None = None  # the real images' FID statistics, after prepare
+        self.real_kid: torch.Tensor | None = None  # the real images' features for KID, after prepare
 
     def _names(self) -> dict[str, str]:
         names = {}
@@ -58,6 +78,10 @@ class SampleQuality(Metric):
         if self.fid_samples:
             real = count_tag(self.real["count"] if self.real else self.fid_real)
             names["fid"] = f"{self.prefix}fid/{count_tag(self.fid_samples)}_vs_train{real}"
+        if self.kid_samples:
+            real = count_tag(len(self.real_kid) if self.real_kid is not None else self.kid_real)
+            names["kid"] = (f"{self.prefix}kid/{count_tag(self.kid_samples)}_vs_train{real}_"
+                            f"{self.kid_subsets}x{count_tag(self.kid_subset_size)}")
         return names
 
     def names(self) -> list[str]:
@@ -66,6 +90,8 @@ class SampleQuality(Metric):
             listed += [names["is"], names["is"] + "_std"]
         if "fid" in names:
             listed.append(names["fid"])
+        if "kid" in names:
+            listed += [names["kid"], names["kid"] + "_std"]
         return listed
 
     def protocols(self) -> dict[str, str]:
@@ -80,6 +106,13 @@ class SampleQuality(Metric):
             protocol[names["fid"]] = (f"Frechet distance in {extractor} pool features: {self.fid_samples} samples "
                                       f"vs {self.real['count'] if self.real else self.fid_real} training images, "
                                       f"{sampling}")
+        if "kid" in names:
+            real = len(self.real_kid) if self.real_kid is not None else self.kid_real
+            protocol[names["kid"]] = (f"Kernel distance (unbiased MMD^2, kernel (x.y/d + 1)^3, Binkowski et al. "
+                                      f"2018) in {extractor} pool features: mean over {self.kid_subsets} subsets of "
+                                      f"{self.kid_subset_size} of {self.kid_samples} samples and of {real} training "
+                                      f"images, {sampling}")
+            protocol[names["kid"] + "_std"] = "standard deviation over the subsets of " + names["kid"]
         return protocol
 
     def prepare(self, setup: MetricSetup) -> None:
@@ -89,6 +122,12 @@ class SampleQuality(Metric):
         if self.fid_samples:
             self.real = real_statistics(setup.datamodule, self.fid_real, self.extractor, self.cache_dir,
                                         self.batch_size, setup.device, _dataset_key(setup.dataset))
+        if self.kid_samples:
+            self.real_kid = real_features(setup.datamodule, self.kid_real, self.extractor, self.cache_dir,
+                                          self.batch_size, setup.device, _dataset_key(setup.dataset))
+            if len(self.real_kid) < self.kid_subset_size:
+                raise MetricSettingError(f"kid.subset_size={self.kid_subset_size} exceeds the {len(self.real_kid)} "
+                                         f"training images of the dataset.")
 
     @torch.no_grad()
     def generated_features(self, gan, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,11 +157,16 @@ class SampleQuality(Metric):
                 for gathered in (pool, logit))
 
     def compute(self, gan) -> dict[str, float]:
-        pool, logits = self.generated_features(gan, max(self.is_samples, self.fid_samples))
+        # one pass of the extractor: IS, FID and KID take the first of the same samples' features
+        pool, logits = self.generated_features(gan, max(self.is_samples, self.fid_samples, self.kid_samples))
         names, results = self._names(), {}
         if self.is_samples:
             mean, std = inception_score(logits[: self.is_samples], self.is_splits)
             results[names["is"]], results[names["is"] + "_std"] = mean, std
         if self.fid_samples:
             results[names["fid"]] = frechet_distance(feature_statistics(pool[: self.fid_samples]), self.real)
+        if self.kid_samples:
+            mean, std = kernel_distance(pool[: self.kid_samples], self.real_kid, self.kid_subsets,
+                                        self.kid_subset_size)
+            results[names["kid"]], results[names["kid"] + "_std"] = mean, std
         return results

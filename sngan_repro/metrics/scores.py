@@ -9,6 +9,7 @@ Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2))), so our numbers are torch-fidelity's on the s
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +68,10 @@ def extract(extractor, batches, device) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(pools), torch.cat(logits)
 
 
-def real_statistics(datamodule, count: int, extractor, cache_dir, batch_size: int = 100, device="cpu",
-                    description: dict | None = None) -> dict:
-    """FID statistics of ``count`` training images (all of them if fewer), cached in ``cache_dir``.
+def _real_cache(kind: str, datamodule, count: int, extractor, cache_dir, batch_size: int, device,
+                description: dict | None, compute: Callable[[torch.Tensor], dict]) -> dict:
+    """``compute(features)`` of ``count`` training images (all of them if fewer), cached in ``cache_dir`` as
+    ``<kind>_<key>.npz``.
 
     The cache key is the dataset's description (``description``, e.g. its config), the count,
     the split (training images after the held-out split) and the extractor's name; a second
@@ -78,20 +80,36 @@ def real_statistics(datamodule, count: int, extractor, cache_dir, batch_size: in
     key = json.dumps({"dataset": description or {"name": datamodule.name}, "split": "train", "count": count,
                       "image_size": datamodule.image_size, "channels": datamodule.channels,
                       "extractor": extractor.name}, sort_keys=True, default=str)
-    path = Path(cache_dir) / f"fid_stats_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    path = Path(cache_dir) / f"{kind}_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
     if path.is_file():
         try:
             with np.load(path) as stored:
-                return {"mu": stored["mu"], "sigma": stored["sigma"], "count": int(stored["count"])}
+                return {name: stored[name] for name in stored.files if name != "key"}
         except (OSError, ValueError, KeyError):  # a truncated cache file is recomputed over
             pass
     features, _ = extract(extractor, datamodule.iter_images("train", count, batch_size), device)
-    statistics = {**feature_statistics(features), "count": len(features)}
+    result = compute(features)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(partial, mu=statistics["mu"], sigma=statistics["sigma"], count=statistics["count"], key=key)
+    np.savez(partial, **result, key=key)
     os.replace(partial, path)  # atomic: concurrent runs never read a half-written file
-    return statistics
+    return result
+
+
+def real_statistics(datamodule, count: int, extractor, cache_dir, batch_size: int = 100, device="cpu",
+                    description: dict | None = None) -> dict:
+    """FID statistics (mean, covariance, count) of ``count`` training images, cached (``_real_cache``)."""
+    stored = _real_cache("fid_stats", datamodule, count, extractor, cache_dir, batch_size, device, description,
+                         lambda features: {**feature_statistics(features), "count": len(features)})
+    return {"mu": stored["mu"], "sigma": stored["sigma"], "count": int(stored["count"])}
+
+
+def real_features(datamodule, count: int, extractor, cache_dir, batch_size: int = 100, device="cpu",
+                  description: dict | None = None) -> torch.Tensor:
+    """The features of ``count`` training images (float64, on the CPU), e.g. for KID, cached (``_real_cache``)."""
+    stored = _real_cache("real_features", datamodule, count, extractor, cache_dir, batch_size, device, description,
+                         lambda features: {"features": features.detach().cpu().double().numpy()})
+    return torch.from_numpy(stored["features"])
 
 
 def count_tag(count: int) -> str:
