@@ -8,7 +8,7 @@ gather every feature, so each computes the numbers of a single process.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -23,6 +23,15 @@ from .scores import (
     real_features,
     real_statistics,
 )
+
+
+def fixed_samples(gan, count: int, batch_size: int, rank: int = 0, world: int = 1) -> Iterator[torch.Tensor]:
+    """The uint8 samples the metrics score: chunk c of ``batch_size`` (the last one shorter) from the codes of
+    (metrics stream, step c), the generator as ``gan`` is (eval mode for the metrics), outputs clamped and truncated
+    to uint8; chunks ``rank``, ``rank + world``, ... (one process: all of them, in order)."""
+    chunks = [min(batch_size, count - start) for start in range(0, count, batch_size)]
+    for chunk in range(rank, len(chunks), world):
+        yield to_uint8_truncated(gan.generate(gan.latent_draw(chunks[chunk], "metrics", chunk)), gan.output_range)
 
 
 def _dataset_key(dataset: dict) -> dict:
@@ -140,9 +149,8 @@ class SampleQuality(Metric):
         world, rank = gan.world_size, gan.global_rank
         chunks = [(start, min(self.batch_size, count - start)) for start in range(0, count, self.batch_size)]
         pools, logits = [], []
-        for chunk in range(rank, len(chunks), world):
-            z = gan.latent_draw(chunks[chunk][1], "metrics", chunk)
-            pool, logit = self.extractor(to_uint8_truncated(gan.generate(z), gan.output_range))
+        for images in fixed_samples(gan, count, self.batch_size, rank, world):
+            pool, logit = self.extractor(images)
             pools.append(pool)
             logits.append(logit)
         pool, logit = torch.cat(pools), torch.cat(logits)
