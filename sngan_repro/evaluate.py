@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .config import CONFIG_DIR, check_given, resolve, settings_of, with_local_paths
@@ -21,7 +20,7 @@ from .data import build_datamodule
 from .errors import ConfigError, SnganReproError
 from .metrics import MetricSetup, instantiate_metrics
 from .metrics.base import check_heldout, metric_cache_folders
-from .module import load_gan
+from .module import chosen_device, load_gan
 from .overrides import run_command
 from .run_directory import RunDirectory, check_folders_writable, versions
 
@@ -29,7 +28,7 @@ from .run_directory import RunDirectory, check_folders_writable, versions
 def evaluate(cfg: DictConfig) -> dict:
     """Compute the preset's metrics for ``cfg.ckpt``; return (and write) the JSON document."""
     check_given(resolve(cfg))
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    device = chosen_device(cfg.device)
     module = load_gan(cfg.ckpt, device)
     # the checkpoint's dataset and metric caches, looked up under this command's paths
     train_cfg = with_local_paths(module.cfg, cfg.paths)

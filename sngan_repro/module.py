@@ -281,6 +281,11 @@ class GAN(pl.LightningModule):
         self.divergence.resumed_at = self.g_step
 
 
+def chosen_device(name: str) -> torch.device:
+    """``device=`` of the evaluate and sample commands: ``auto`` is cuda when there is one, else cpu."""
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
 def load_gan(path, device: torch.device | str = "cpu") -> GAN:
     """The trained GAN of a checkpoint written by ``python -m sngan_repro.train``, on ``device`` in eval mode;
     a missing, damaged or foreign file is refused in one sentence (``CheckpointError``)."""

@@ -19,8 +19,9 @@ from tqdm import tqdm
 from .config import CONFIG_DIR, check_given, settings_of
 from .errors import ConfigError, SnganReproError
 from .metrics.sample_quality import fixed_samples
-from .module import load_gan
+from .module import chosen_device, load_gan
 from .overrides import run_command
+from .run_directory import check_folders_writable
 
 DEFAULT_BATCH = 100
 
@@ -41,14 +42,7 @@ def check_output(output: Path) -> None:
         if output.is_file() or (output.is_dir() and any(output.iterdir())):
             raise ConfigError(f"output={output} is not an empty folder; give a new or empty folder, or a .npz file.")
         folder = output
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".sngan_repro_write_probe"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise ConfigError(f"output={output} cannot be written ({error.strerror}); give a folder this user can "
-                          f"write.") from None
+    check_folders_writable({"output": str(folder)})
 
 
 @torch.no_grad()
@@ -58,8 +52,7 @@ def sample(ckpt: str, n: int, output: str, batch_size: int | None = None, device
         raise ConfigError(f"n={n!r} must be a positive number of images.")
     output_path = Path(output)
     check_output(output_path)
-    chosen = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    gan = load_gan(ckpt, chosen)
+    gan = load_gan(ckpt, chosen_device(device))
     size = batch_size or metrics_batch_size(gan.cfg)
     images = []
     with tqdm(total=n, unit="img", desc="sampling", file=sys.stderr) as progress:
