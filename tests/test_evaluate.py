@@ -37,12 +37,16 @@ def test_evaluate_writes_every_number_with_its_protocol(trained_checkpoint):
     output = folder / "digits.json"
     result = _evaluate(f"ckpt={checkpoint}", "metrics=digits", f"output={output}", f"paths.cache_dir={folder / 'c'}",
                        "metrics.measures.digits.inception_score.samples=200", "metrics.measures.digits.fid.samples=200",
-                       "metrics.measures.digits.fid.real=300", final_reconstruction(8, 3))
+                       "metrics.measures.digits.fid.real=300", final_reconstruction(8, 3),
+                       "metrics.measures.digits.kid={samples: 200, real: 300, subsets: 2, subset_size: 100}",
+                       "metrics.measures.digits.precision_recall={samples: 200, real: 300}")
     assert result.returncode == 0, result.stderr
     document = json.loads(output.read_text())
     assert document["checkpoint"] == str(checkpoint.resolve()) and document["g_step"] == 6
     names = set(document["results"])
     assert names == {"digits_is/200_1split", "digits_is/200_1split_std", "digits_fid/200_vs_train300",
+                     "digits_kid/200_vs_train300_2x100_poly3", "digits_kid/200_vs_train300_2x100_poly3_std",
+                     "digits_precision/200_vs_train300_k3", "digits_recall/200_vs_train300_k3",
                      "reconstruction/final_8img_3steps"}
     assert all(entry["protocol"] for entry in document["results"].values())
     assert "digits-classifier-v1" in document["results"]["digits_fid/200_vs_train300"]["protocol"]

@@ -56,6 +56,11 @@ class Metric(ABC):
     def compute(self, gan) -> dict[str, float]:
         """{name: value} for the generator of ``gan`` (a ``sngan_repro.module.GAN``) now."""
 
+    def generated_images_needed(self) -> int | None:
+        """How many images it scores when ``compute`` is given images instead of a generator (an ``ImageSet``);
+        None: it needs the generator itself."""
+        return None
+
     def images(self) -> dict[str, torch.Tensor]:
         """{tag: (3, H, W) image in [0, 1]} of the last ``compute`` for TensorBoard (e.g. reconstructions)."""
         return {}

@@ -1,12 +1,14 @@
-"""The TF-compatible Inception-v3 of torch-fidelity as a feature extractor.
+"""The TF-compatible Inception-v3 of torch-fidelity as a feature extractor, and the loading every published feature
+network shares (local weights for offline machines, one sentence when they cannot be had).
 
 The network is the TF "inception-2015-12-05" graph ported to PyTorch (the one torchmetrics
 uses too); it takes uint8 images and resizes them to 299x299 with TF1's bilinear resize, as
-the papers' IS/FID code did. We take the 2048-d pool features (FID) and the 1008-way
+the papers' IS/FID code did. We take the 2048-d pool features (FID, KID) and the 1008-way
 ``logits_unbiased`` (IS).
 """
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -17,15 +19,34 @@ from ..errors import MetricsUnavailableError
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 
 
-def _weights_id(weights_path: str | None) -> str:
-    """Identifies the weights in cache keys: the published file, or a digest of a local one."""
+def weights_id(weights_path: str | None, published: str) -> str:
+    """Identifies the weights in cache keys: the ``published`` file, or a digest of a local one."""
     if weights_path is None:
-        return WEIGHTS_FILE
+        return published
     digest = hashlib.sha1()
     with open(weights_path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return f"{Path(weights_path).name}-{digest.hexdigest()[:12]}"
+
+
+def load_network(build: Callable[[str | None], nn.Module], weights_path: str | None, device, network: str,
+                 published: str, source: str, setting: str) -> nn.Module:
+    """``build(weights_path)`` on ``device``, or one sentence on why the ``network`` weights (the file ``published``
+    by ``source``; a local copy is given as ``setting``) cannot be had and what to do."""
+    if weights_path is not None and not Path(weights_path).is_file():
+        raise MetricsUnavailableError(f"{setting}={weights_path} does not exist; give the path of {published} "
+                                      f"({source}).")
+    try:
+        return build(weights_path).to(device)
+    except MetricsUnavailableError:
+        raise
+    except Exception as error:  # download errors (URLError, HTTPError) or a wrong/corrupt weights file
+        where = "could not be downloaded" if weights_path is None else f"could not be loaded from {weights_path}"
+        raise MetricsUnavailableError(
+            f"The {network} weights {where} ({type(error).__name__}); on an offline machine download {published} "
+            f"from {source} elsewhere and set {setting}=/path/to/{published}."
+        ) from error
 
 
 class InceptionFeatures(nn.Module):
@@ -37,7 +58,7 @@ class InceptionFeatures(nn.Module):
 
         self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
                                                feature_extractor_weights_path=weights_path)
-        self.name = f"inception-v3-compat[{_weights_id(weights_path)}]"
+        self.name = f"inception-v3-compat[{weights_id(weights_path, WEIGHTS_FILE)}]"
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,17 +70,5 @@ class InceptionFeatures(nn.Module):
 
 def load_inception(weights_path: str | None, device="cpu") -> InceptionFeatures:
     """The extractor, or one sentence on why it cannot be had and what to do."""
-    if weights_path is not None and not Path(weights_path).is_file():
-        raise MetricsUnavailableError(f"metrics.inception_weights={weights_path} does not exist; give the path of "
-                                      f"{WEIGHTS_FILE} (torch-fidelity's Inception weights).")
-    try:
-        return InceptionFeatures(weights_path).to(device)
-    except MetricsUnavailableError:
-        raise
-    except Exception as error:  # download errors (URLError, HTTPError) or a wrong/corrupt weights file
-        where = "could not be downloaded" if weights_path is None else f"could not be loaded from {weights_path}"
-        raise MetricsUnavailableError(
-            f"The Inception weights {where} ({type(error).__name__}); on an offline machine download {WEIGHTS_FILE} "
-            f"from torch-fidelity's releases elsewhere and set metrics.inception_weights=/path/to/{WEIGHTS_FILE}."
-        ) from error
-
+    return load_network(InceptionFeatures, weights_path, device, "Inception", WEIGHTS_FILE,
+                        "torch-fidelity's releases", "metrics.inception_weights")

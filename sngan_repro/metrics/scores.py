@@ -54,18 +54,17 @@ def precision_recall(generated: torch.Tensor, real: torch.Tensor, k: int = 3) ->
     some real sample's k-nearest-neighbour ball, and of real samples inside some generated sample's; by
     torch-fidelity (its convention: input 1 generated, input 2 real)."""
     result = prc_features_to_metric(generated.detach().cpu().double(), real.detach().cpu().double(),
-                                    prc_neighborhood=k, prc_batch_size=10000, save_cpu_ram=False, verbose=False)
+                                    prc_neighborhood=k, prc_batch_size=10000, save_cpu_ram=True, verbose=False)
     return result["precision"], result["recall"]
 
 
-def extract(extractor, batches, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features and logits of batches of uint8 images, computed on ``device``, returned on the CPU."""
-    pools, logits = [], []
-    for batch in batches:
-        pool, logit = extractor(batch.to(device))
-        pools.append(pool.cpu())
-        logits.append(logit.cpu())
-    return torch.cat(pools), torch.cat(logits)
+def extract(extractor, batches, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Features and logits (None from an extractor without) of batches of uint8 images, computed on ``device``,
+    returned on the CPU."""
+    outputs = [tuple(None if part is None else part.cpu() for part in extractor(batch.to(device)))
+               for batch in batches]
+    logits = None if outputs[0][1] is None else torch.cat([logit for _, logit in outputs])
+    return torch.cat([pool for pool, _ in outputs]), logits
 
 
 def _real_cache(kind: str, datamodule, count: int, extractor, cache_dir, batch_size: int, device,
@@ -106,10 +105,16 @@ def real_statistics(datamodule, count: int, extractor, cache_dir, batch_size: in
 
 def real_features(datamodule, count: int, extractor, cache_dir, batch_size: int = 100, device="cpu",
                   description: dict | None = None) -> torch.Tensor:
-    """The features of ``count`` training images (float64, on the CPU), e.g. for KID, cached (``_real_cache``)."""
+    """The features of ``count`` training images (float64, on the CPU), e.g. for KID, cached (``_real_cache``; as
+    float32 when that is exact, as for the networks that compute in float32: half the file)."""
+
+    def narrowed(features: torch.Tensor) -> dict:
+        narrow = features.float()
+        return {"features": (narrow if torch.equal(narrow.double(), features.double()) else features).numpy()}
+
     stored = _real_cache("real_features", datamodule, count, extractor, cache_dir, batch_size, device, description,
-                         lambda features: {"features": features.detach().cpu().double().numpy()})
-    return torch.from_numpy(stored["features"])
+                         narrowed)
+    return torch.from_numpy(stored["features"]).double()
 
 
 def count_tag(count: int) -> str:
