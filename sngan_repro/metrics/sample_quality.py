@@ -91,9 +91,10 @@ class SampleQuality(Metric):
         if not self.scores:
             raise MetricSettingError("inception_score, fid, kid and precision_recall are all null; give at least one, "
                                      "e.g. fid={samples: 5000, real: 10000}.")
-        if "inception_score" in self.scores and self.scores["inception_score"]["splits"] > self.samples("inception_score"):
-            raise MetricSettingError(f"inception_score.splits={self.scores['inception_score']['splits']} exceeds its "
-                                     f"{self.samples('inception_score')} samples.")
+        splits = self.scores.get("inception_score", {}).get("splits", 0)
+        if splits > self.samples("inception_score"):
+            raise MetricSettingError(f"inception_score.splits={splits} exceeds its {self.samples('inception_score')} "
+                                     f"samples.")
         if "kid" in self.scores:
             kid = self.scores["kid"]
             if kid["subset_size"] > min(kid["samples"], kid["real"]):
