@@ -1,8 +1,10 @@
 """``python -m sngan_repro.sample``: the exported images are bit-exactly those the metrics score (same codes, eval
 mode, uint8 truncation), as a .npz (uint8 NHWC, arr_0) or PNG files; bad output or n refused in one sentence."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from sngan_repro import compose
 from sngan_repro.errors import ConfigError
 from sngan_repro.metrics.sample_quality import fixed_samples
 from sngan_repro.module import load_gan
-from sngan_repro.sample import metrics_batch_size, sample
+from sngan_repro.sample import metrics_batch_size, sample, sample_images
 from sngan_repro.train import run
 
 
@@ -27,17 +29,20 @@ def checkpoint(tmp_path_factory):
 
 
 def test_the_npz_holds_the_images_the_metrics_score_and_the_pngs_the_same(checkpoint, tmp_path):
-    npz = sample(str(checkpoint), 37, str(tmp_path / "samples.npz"), device="cpu")
-    with np.load(npz) as stored:
+    record = sample(str(checkpoint), 37, str(tmp_path / "samples.npz"), device="cpu")
+    with np.load(record["output"]) as stored:
         exported = stored["arr_0"]
     gan = load_gan(checkpoint, "cpu")
     assert metrics_batch_size(gan.cfg) == 16
     with torch.no_grad():
         scored = torch.cat(list(fixed_samples(gan, 37, 16))).permute(0, 2, 3, 1).numpy()
     assert exported.dtype == np.uint8 and exported.shape == (37, 16, 16, 1) and np.array_equal(exported, scored)
-    folder = sample(str(checkpoint), 37, str(tmp_path / "pngs"), device="cpu")
+    assert np.array_equal(sample_images(gan, 37).permute(0, 2, 3, 1).numpy(), exported)  # the Python API's
+    assert json.loads((tmp_path / "samples.npz.json").read_text())["g_step"] == gan.g_step
+    folder = Path(sample(str(checkpoint), 37, str(tmp_path / "pngs"), device="cpu")["output"])
     read = np.stack([np.asarray(Image.open(folder / f"{index:06d}.png")) for index in range(37)])
-    assert np.array_equal(read, exported[..., 0])
+    assert np.array_equal(read, exported[..., 0]) and len(list(folder.glob("*.png"))) == 37
+    assert json.loads((folder / "export.json").read_text())["written_per_process"] == [37]
 
 
 @pytest.mark.parametrize("n, output, sentence", [
@@ -62,3 +67,35 @@ def test_the_command_writes_the_images(checkpoint, tmp_path):
     assert result.stdout.strip() == f"written: 5 images to {tmp_path / 'out.npz'}"
     with np.load(tmp_path / "out.npz") as stored:
         assert stored["arr_0"].shape == (5, 16, 16, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("output", ["pngs", "samples.npz"])
+def test_two_processes_write_each_image_once_and_the_images_of_one_process(checkpoint, tmp_path, output):
+    """devices=2 (Fabric's DDP, gloo): 37 images in chunks of 16 are chunks 0 and 2 (21 images) in process 0 and
+    chunk 1 (16) in process 1; the files equal those one process writes, and by default a run's export goes to its
+    exports folder."""
+    alone = sample(str(checkpoint), 37, str(tmp_path / "alone.npz"), device="cpu")
+    with np.load(alone["output"]) as stored:
+        expected = stored["arr_0"]
+    target = tmp_path / output
+    result = subprocess.run([sys.executable, "-m", "sngan_repro.sample", f"ckpt={checkpoint}", "n=37", "devices=2",
+                             "device=cpu", f"output={target}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == f"written: 37 images to {target} by 2 processes (21 + 16)"
+    record = json.loads(((target / "export.json") if target.is_dir() else tmp_path / "samples.npz.json").read_text())
+    assert record["written_per_process"] == [21, 16] and record["processes"] == 2
+    if target.is_dir():
+        files = sorted(target.glob("*.png"))
+        assert [file.name for file in files] == [f"{index:06d}.png" for index in range(37)]
+        assert np.array_equal(np.stack([np.asarray(Image.open(file)) for file in files]), expected[..., 0])
+    else:
+        with np.load(target) as stored:
+            assert np.array_equal(stored["arr_0"], expected)
+
+
+def test_the_default_output_is_the_runs_exports_folder(checkpoint):
+    record = sample(str(checkpoint), 3, device="cpu")
+    assert Path(record["output"]) == checkpoint.parent.parent / "exports" / "last_3.npz"
+    Path(record["output"]).unlink()
+    Path(record["output"] + ".json").unlink()

@@ -50,6 +50,17 @@ def fixed_samples(gan, count: int, batch_size: int, rank: int = 0, world: int = 
         yield to_uint8_truncated(gan.generate(gan.latent_draw(chunks[chunk], "metrics", chunk)), gan.output_range)
 
 
+def gather_chunks(rows: torch.Tensor, count: int, batch_size: int, world: int, all_gather: Callable) -> torch.Tensor:
+    """All ranks' ``rows`` in the order of one process, on the CPU: the rows of ``count`` items in chunks of
+    ``batch_size`` of which rank r holds chunks r, r + world, ... (``fixed_samples``), gathered with ``all_gather`` (a
+    strategy's or Fabric's, (world, ...) from every rank's tensor)."""
+    chunks = [min(batch_size, count - start) for start in range(0, count, batch_size)]
+    # all_gather needs one shape on every rank: pad each rank's chunks to ceil(chunks / world) full chunks
+    padded = math.ceil(len(chunks) / world) * batch_size
+    every = all_gather(torch.nn.functional.pad(rows, (0,) * (2 * rows.dim() - 1) + (padded - rows.shape[0],))).cpu()
+    return torch.cat([every[chunk % world, chunk // world * batch_size :][:size] for chunk, size in enumerate(chunks)])
+
+
 def _dataset_key(dataset: dict) -> dict:
     """What identifies a run's real images for the statistics cache (not how they are read)."""
     return {key: value for key, value in dataset.items() if key not in ("num_workers", "download")}
@@ -223,16 +234,8 @@ class SampleQuality(Metric):
         logit = None if outputs[0][1] is None else torch.cat([logits for _, logits in outputs])
         if world == 1:
             return pool.cpu(), None if logit is None else logit.cpu()
-        # all_gather needs one shape on every rank: pad each rank's chunks to ceil(chunks / world) full chunks
-        chunks = [min(self.batch_size, count - start) for start in range(0, count, self.batch_size)]
-        rows = math.ceil(len(chunks) / world) * self.batch_size
-        order = [(chunk % world, chunk // world * self.batch_size, size) for chunk, size in enumerate(chunks)]
-
-        def gathered(tensor: torch.Tensor) -> torch.Tensor:
-            every = source.all_gather(torch.nn.functional.pad(tensor, (0, 0, 0, rows - tensor.shape[0]))).cpu()
-            return torch.cat([every[r, offset : offset + size] for r, offset, size in order])
-
-        return gathered(pool), None if logit is None else gathered(logit)
+        return (gather_chunks(pool, count, self.batch_size, world, source.all_gather),
+                None if logit is None else gather_chunks(logit, count, self.batch_size, world, source.all_gather))
 
     def compute(self, source) -> dict[str, float]:
         """The scores of ``source``: a ``sngan_repro.module.GAN`` (its generator's samples) or an ``ImageSet``."""
