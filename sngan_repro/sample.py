@@ -3,8 +3,9 @@
 The images are those the metrics score (``metrics.sample_quality.fixed_samples``): the same fixed codes, the
 generator in eval mode, outputs clamped and truncated to uint8. A ``.npz`` holds them as one uint8 array
 (N, H, W, C) under ``arr_0``, the layout the TensorFlow IS/FID scripts read; a folder holds ``000000.png``, ...
-Beside them, ``export.json`` (in the folder) or ``<file>.npz.json`` records where they came from, which
-``python -m sngan_repro.evaluate images=...`` carries into its protocols.
+Beside them, ``export.json`` (in the folder) or ``<file>.npz.json`` records where they came from
+(``data.image_set.export_record_path``), which ``python -m sngan_repro.evaluate images=...`` carries into its
+protocols.
 
 With ``devices=N`` (Lightning Fabric's DDP: N local processes, or one per task under torchrun/SLURM) process r
 generates chunks r, r + N, ... of the same sequence; each writes its own PNG files, and a ``.npz`` is gathered and
@@ -24,6 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .config import CONFIG_DIR, check_given, settings_of
+from .data.image_set import export_record_path
 from .errors import ConfigError, SnganReproError
 from .metrics.sample_quality import fixed_samples, gather_chunks
 from .module import chosen_device, load_gan
@@ -32,7 +34,6 @@ from .run_directory import RunDirectory, check_folders_writable, now, versions
 
 DEFAULT_BATCH = 100
 EXPORTS = "exports"  # the default output's folder in the checkpoint's run directory
-FOLDER_RECORD = "export.json"
 
 
 def metrics_batch_size(train_cfg: DictConfig) -> int:
@@ -40,11 +41,6 @@ def metrics_batch_size(train_cfg: DictConfig) -> int:
     measures = (train_cfg.get("metrics") or {}).get("measures") or {}
     sizes = [node.get("batch_size") for node in measures.values() if node is not None and node.get("batch_size")]
     return int(sizes[0]) if sizes else DEFAULT_BATCH
-
-
-def record_path(output: Path) -> Path:
-    """Where the record of an export is: ``export.json`` in a folder, ``<file>.npz.json`` beside a .npz."""
-    return output.with_name(output.name + ".json") if output.suffix == ".npz" else output / FOLDER_RECORD
 
 
 def check_output(output: Path) -> None:
@@ -136,7 +132,7 @@ def sample(ckpt: str, n: int, output: str | None = None, batch_size: int | None 
               "layout": "uint8 N x H x W x C under arr_0" if output_path.suffix == ".npz" else "PNG 000000.png, ...",
               "versions": versions(), "created": now()}
     if rank == 0:
-        record_path(output_path).write_text(json.dumps(record, indent=2))
+        export_record_path(output_path).write_text(json.dumps(record, indent=2))
     if fabric is not None:
         fabric.barrier()  # process 0 returns (and its launcher may stop the others) once every file is written
     return record

@@ -109,6 +109,8 @@ def test_checkpoint_paths_paste_into_overrides_and_earlier_names_get_the_quoting
 
 def test_a_missing_required_value_is_one_sentence_through_both_commands(tmp_path):
     assert refused(command("evaluate", cwd=tmp_path)) == (
+        "error: Give exactly one of ckpt=<checkpoint> and images=<folder or .npz> to evaluate; got neither.")
+    assert refused(command("sample", "n=3", cwd=tmp_path)) == (
         "error: ckpt must be given, e.g. ckpt=outputs/<date>/<time>/checkpoints/last.ckpt.")
     assert refused(command("train", "dataset=imagefolder", cwd=tmp_path)) == (
         "error: dataset.root must be given, e.g. dataset.root=/path/to/images.")

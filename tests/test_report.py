@@ -356,3 +356,18 @@ def test_values_spanning_decades_get_a_log_axis_and_a_time_is_a_labelled_bar():
     curve_axes, bar_axes = figure.axes[:2]
     assert curve_axes.get_yscale() == "log"
     assert [text.get_text() for text in bar_axes.texts] == ["912.5"] and bar_axes.get_xlim()[0] == 0
+
+
+def test_kid_and_precision_recall_get_columns_with_their_protocols_and_image_evaluations_stay_out(tmp_path):
+    kid, precision = "kid/50k_vs_train50k_100x1k_poly3", "vgg16_precision/10k_vs_train10k_k3"
+    _fake_run(tmp_path / "sweep" / "0", ["experiment=sngan_cifar10_cnn", "train.steps=500"],
+              {kid: 0.0123, f"{kid}_std": 0.001, precision: 0.71, "vgg16_recall/10k_vs_train10k_k3": 0.52}, "full")
+    # an evaluation of exported images written into the run's folder is not the checkpoint's evaluation
+    (tmp_path / "sweep" / "0" / "evaluation" / "samples_full.json").write_text(json.dumps({
+        "g_step": None, "checkpoint": None, "metrics_preset": "full",
+        "results": {"fid/50k_vs_ref50k": {"value": 1.0, "protocol": "images"}}}))
+    text = (build_report([tmp_path / "sweep"]).output / "report.md").read_text()
+    header, (row,) = _markdown_rows(text, "| seeds |")
+    assert row[header.index(kid)] == "0.0123 ± 0.001 (subsets)" and row[header.index(precision)] == "0.71"
+    assert "fid/50k_vs_ref50k" not in text
+    assert f"- `{kid}`: protocol of {kid}" in text and f"- `{precision}`: protocol of {precision}" in text

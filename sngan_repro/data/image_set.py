@@ -8,6 +8,7 @@ serves as the real side of the metrics with the datamodule's interface (``iter_i
 """
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,13 @@ from PIL import Image
 
 from ..errors import ConfigError
 from .imagefolder import EXTENSIONS
+
+EXPORT_RECORD = "export.json"  # in an exported folder; beside an exported .npz: <file>.npz.json
+
+
+def export_record_path(path: Path) -> Path:
+    """Where ``python -m sngan_repro.sample`` records an export of ``path`` (a folder or a .npz)."""
+    return path.with_name(path.name + ".json") if path.suffix == ".npz" else path / EXPORT_RECORD
 
 
 class ImageSet:
@@ -44,6 +52,8 @@ class ImageSet:
         if height != width:
             raise ConfigError(f"{setting}={path} holds {width}x{height} images; the metrics take square images.")
         self.count, self.image_size = count, height
+        record = export_record_path(self.path)
+        self.export = json.loads(record.read_text()) if record.is_file() else None  # where the images came from
 
     def _read_npz(self) -> np.ndarray:
         try:
@@ -58,7 +68,9 @@ class ImageSet:
         return array
 
     def describe(self, count: int) -> str:
-        return f"the first {count} of the {self.count} images of {self.name}"
+        origin = (f" (exported by sngan_repro.sample from {self.export['checkpoint']} at g_step {self.export['g_step']}"
+                  f": {self.export['images']})" if self.export else "")
+        return f"the first {count} of the {self.count} images of {self.name}{origin}"
 
     def digest(self) -> str:
         """A digest of the content (the cache key of its features), over file names and bytes."""

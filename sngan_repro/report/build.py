@@ -108,8 +108,9 @@ def metric_cell(row: Row, metric: str) -> str:
         return "—"
     if std is not None:
         return f"{number(mean)} ± {number(std)}"
-    splits = row.runs[0].final.get(f"{metric}_std")
-    return f"{number(mean)} ± {number(splits.value)} (splits)" if splits and splits.value > 0 else number(mean)
+    spread = row.runs[0].final.get(f"{metric}_std")
+    over = "subsets" if "kid/" in metric else "splits"  # KID's spread is over its subsets, IS's over its splits
+    return f"{number(mean)} ± {number(spread.value)} ({over})" if spread and spread.value > 0 else number(mean)
 
 
 def published_key(record: dict) -> tuple[str, str, str]:
@@ -154,7 +155,8 @@ def table_markdown(index: int, table: Table) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Values: the final evaluation of a run's latest evaluated checkpoint (`python -m sngan_repro."
               "evaluate`) where it has one, else the last value logged during training; ± is the standard deviation "
-              "over seeds (n - 1), or for a single run the spread over the Inception-score splits it logged.", "",
+              "over seeds (n - 1), or for a single run the spread over the Inception-score splits or KID subsets it "
+              "logged.", "",
               "Protocols of this project's columns:"]
     lines += [f"- `{name}`: {protocol or 'not recorded'}" for name, protocol in table.protocols().items()]
     lines += published_notes(table, published)

@@ -184,6 +184,8 @@ class Run:
         documents = []
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             document = json.loads(path.read_text())
+            if document.get("g_step") is None:  # an evaluation of images (evaluate images=...), not of a checkpoint
+                continue
             document["file"] = f"evaluation/{path.name}"
             documents.append(document)
         latest = max((document["g_step"] for document in documents), default=None)
