@@ -11,8 +11,16 @@ extractor wrapper, collection on the CPU) relative to torch-fidelity's bare extr
 uint8 batches (target >= 0.9x). Without --inception-weights it uses random weights of the real
 shapes, so it runs offline.
 
+Shared pass: IS, FID and KID of the SNGAN standard CNN's samples as three metric objects, each running
+Inception over its own samples (how each score alone would be measured), against one SampleQuality
+computing all three from one pass (target >= 2.5x: the extractor dominates); the three numbers agree.
+
+Export: ``sngan_repro.sample`` to a .npz and to PNG files (load the checkpoint, generate the metrics'
+samples, write) relative to a bare forward of the same generator over as many codes in the same batches
+(target >= 0.8x).
+
     .venv/bin/python scripts/bench_eval.py [--images 200] [--steps 50] [--rounds 5] [--threads N] [--device cpu]
-        [--override arch.width=0.5 dataset.image_size=32 ...]
+        [--override arch.width=0.5 dataset.image_size=32 ...] [--sections shared export ...]
 """
 
 import argparse
@@ -131,10 +139,90 @@ def inception_section(args: argparse.Namespace, device: torch.device) -> float:
     return paired_ratio(times["bare"], times["ours"])
 
 
+# the SNGAN standard CNN at CIFAR-10's shape, fed from the embedded digits as RGB (CIFAR-10 is not here offline)
+CIFAR_SHAPED = ["experiment=sngan_cifar10_cnn", "dataset=digits", "dataset.channels=3"]
+
+
+def shared_pass_section(args: argparse.Namespace, device: torch.device) -> float:
+    """IS+FID+KID as three metric objects (one pass each) / as one object (one shared pass): the median per-round
+    time ratio, the real features prepared (cached) beforehand as in any evaluation after the first."""
+    import tempfile
+
+    from sngan_repro.data import build_datamodule
+    from sngan_repro.metrics import MetricSetup, SampleQuality
+    from sngan_repro.metrics.inception import load_inception
+    from sngan_repro.module import GAN
+
+    cfg = compose(CIFAR_SHAPED)
+    gan = GAN(cfg).to(device).eval()
+    count = args.shared_images
+    scores = {"inception_score": {"samples": count, "splits": 1}, "fid": {"samples": count, "real": count},
+              "kid": {"samples": count, "real": count, "subsets": 10, "subset_size": count // 2}}
+    with tempfile.TemporaryDirectory() as folder:
+        extractor = load_inception(args.inception_weights or random_inception_weights(f"{folder}/weights.pth"), device)
+        settings = {"extractor": lambda device: extractor, "cache_dir": folder, "batch_size": args.inception_batch}
+        separate = [SampleQuality(**settings, **{score: value}) for score, value in scores.items()]
+        shared = SampleQuality(**settings, **scores)
+        setup = MetricSetup(build_datamodule(cfg), device, dict(cfg.dataset))
+        for metric in [*separate, shared]:
+            metric.prepare(setup)
+        alone = {name: value for metric in separate for name, value in metric.compute(gan).items()}
+        together = shared.compute(gan)
+        assert all(abs(together[name] - value) <= 1e-6 * abs(value) for name, value in alone.items()), (alone, together)
+        times = interleaved_times({"separate": lambda: [metric.compute(gan) for metric in separate],
+                                   "shared": lambda: shared.compute(gan)}, args.inception_rounds, device)
+    print(f"shared pass: IS+FID+KID of {count} samples of {cfg.choices.arch} 32x32x3 in batches of "
+          f"{args.inception_batch}, {device.type}; median of {args.inception_rounds} rounds: three objects "
+          f"{statistics.median(times['separate']):.2f} s, one {statistics.median(times['shared']):.2f} s; "
+          f"the same numbers ({', '.join(f'{name} {value:.4g}' for name, value in together.items())})")
+    return paired_ratio(times["separate"], times["shared"])
+
+
+def export_section(args: argparse.Namespace, device: torch.device) -> float:
+    """Bare generator forward / ``sample`` to a .npz (and, printed, to PNG files): the median per-round ratio of
+    times, i.e. the export's throughput relative to the bare forward's."""
+    import itertools
+    import shutil
+    import tempfile
+
+    from sngan_repro.module import load_gan
+    from sngan_repro.sample import sample
+    from sngan_repro.train import run
+
+    with tempfile.TemporaryDirectory() as folder:
+        run(compose([*CIFAR_SHAPED, "train.steps=1", "logger=none", "metrics=none", "train.checkpoint_every=1",
+                     "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                     f"paths.output_dir={folder}/run"]))
+        checkpoint = f"{folder}/run/checkpoints/last.ckpt"
+        generator, latent_dim = (lambda gan: (gan.generator, gan.cfg.arch.latent_dim))(load_gan(checkpoint, device))
+        count, batch, exports = args.export_images, args.inception_batch, itertools.count()
+
+        def bare() -> None:
+            with torch.no_grad():
+                for start in range(0, count, batch):
+                    generator(torch.randn(min(batch, count - start), latent_dim, device=device))
+
+        def export(suffix: str) -> Callable[[], None]:
+            def write() -> None:
+                output = Path(folder) / f"export_{next(exports)}{suffix}"
+                sample(checkpoint, count, str(output), batch_size=batch, device=str(device))
+                shutil.rmtree(output) if output.is_dir() else output.unlink()
+            return write
+
+        times = interleaved_times({"bare": bare, "npz": export(".npz"), "png": export("")}, args.rounds, device)
+    print(f"export: {count} images of 32x32x3 in batches of {batch}, {device.type}; median of {args.rounds} rounds: "
+          f"bare forward {statistics.median(times['bare']):.2f} s, sample to .npz {statistics.median(times['npz']):.2f}"
+          f" s, to PNG files {statistics.median(times['png']):.2f} s (PNG throughput / bare: "
+          f"{paired_ratio(times['bare'], times['png']):.2f}x)")
+    return paired_ratio(times["bare"], times["npz"])
+
+
 # label -> (section, comparison, target): each section times one metric against its unavoidable raw cost
 SECTIONS = {
     "reconstruction eval / raw G fwd+bwd": (reconstruction_section, "<=", 1.2),
     "inception feature throughput, ours / bare extractor": (inception_section, ">=", 0.9),
+    "IS+FID+KID evaluation time, one pass per score / one shared pass": (shared_pass_section, ">=", 2.5),
+    "export throughput, sample to .npz / bare generator forward": (export_section, ">=", 0.8),
 }
 
 
@@ -150,8 +238,10 @@ def main() -> None:
     parser.add_argument("--inception-images", type=int, default=64)
     parser.add_argument("--inception-batch", type=int, default=32)
     parser.add_argument("--inception-rounds", type=int, default=3)
-    parser.add_argument("--sections", nargs="+", choices=["reconstruction", "inception"],
-                        default=["reconstruction", "inception"])
+    parser.add_argument("--shared-images", type=int, default=200, help="shared pass: samples per score")
+    parser.add_argument("--export-images", type=int, default=2000, help="export: images per export")
+    parser.add_argument("--sections", nargs="+", choices=["reconstruction", "inception", "shared_pass", "export"],
+                        default=["reconstruction", "inception", "shared_pass", "export"])
     args = parser.parse_args()
 
     if args.threads:

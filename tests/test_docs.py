@@ -25,7 +25,7 @@ FENCE = re.compile(r"^[ \t]*```(?P<lang>[\w-]*)\n(?P<body>.*?)^[ \t]*```$", re.M
 LINK = re.compile(r"!?\[[^\]]*\]\((?P<target>[^)\s]+)\)")
 HEADING = re.compile(r"^(#{1,6}) +(?P<text>.+?) *$", re.MULTILINE)
 # a command of the project; `python` alone (without .venv/bin/) fails on a fresh machine
-COMMAND = re.compile(r"\.venv/bin/python -m sngan_repro\.(?P<program>train|evaluate)\b(?P<arguments>.*)")
+COMMAND = re.compile(r"\.venv/bin/python -m sngan_repro\.(?P<program>train|evaluate|sample)\b(?P<arguments>.*)")
 BARE_PYTHON = re.compile(r"(?<![\w/.-])python (?:-m |scripts/)")
 # placeholders a reader replaces (`<date>`, `<path>`, ...): replaced by a word Hydra reads, so that the rest composes
 PLACEHOLDER = re.compile(r"<[\w .-]+>")
@@ -138,7 +138,7 @@ def test_commands_compose(path):
         assert sweep or len(runs) == 1
         for run in runs:
             try:
-                compose(run, config_name="evaluate") if program == "evaluate" else compose(run)
+                compose(run, config_name=program)
                 composed += 1
             except Exception as error:  # the sentence is the report
                 failures.append(f"{program} {shlex.join(run)}: {error}")
@@ -321,7 +321,9 @@ def test_evaluate_help_lists_only_what_evaluate_reads():
     out = _help("evaluate")
     presets = sorted(p.stem for p in (CONFIG_DIR / "metrics").glob("*.yaml") if p.stem != "none")
     assert f"metrics: {', '.join(presets)}" in out
-    for setting in ("ckpt=", "metrics=", "output=", "device=", "paths.data_dir="):
+    datasets = sorted(p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml"))
+    assert f"datasets: {', '.join(datasets)}" in out
+    for setting in ("ckpt=", "images=", "reference=", "dataset=", "metrics=", "output=", "device=", "paths.data_dir="):
         assert any(line.startswith(setting) for line in out), setting
     training_groups = ("arch:", "norm:", "dataset:", "optim:", "loss:", "experiment:", "trainer:", "callbacks:")
     assert not [line for line in out if line.startswith(training_groups)]
