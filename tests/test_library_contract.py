@@ -125,12 +125,28 @@ def test_tensorboard_summary_writer_internals(tmp_path):
 # -- torch-fidelity (module-level functions, not its documented calculate_metrics) ---------------------------
 
 def test_torch_fidelity_functions():
-    from torch_fidelity import feature_extractor_inceptionv3, metric_fid, metric_isc
+    from torch_fidelity import (
+        feature_extractor_inceptionv3,
+        feature_extractor_vgg16,
+        metric_fid,
+        metric_isc,
+        metric_kid,
+        metric_prc,
+    )
 
     _callable_as(metric_isc, "isc_features_to_metric", "metrics/scores.py (inception_score)",
                  torch.zeros(2, 3), splits=1, shuffle=True, rng_seed=2020)
     _callable_as(metric_fid, "fid_features_to_statistics", "metrics/scores.py (feature_statistics)", torch.zeros(2, 3))
     _callable_as(metric_fid, "fid_statistics_to_metric", "metrics/scores.py (frechet_distance)", {}, {}, verbose=False)
+    _callable_as(metric_kid, "kid_features_to_metric", "metrics/scores.py (kernel_distance)", torch.zeros(2, 3),
+                 torch.zeros(2, 3), kid_subsets=1, kid_subset_size=2, kid_kernel="poly", kid_kernel_poly_degree=3,
+                 kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1.0, rng_seed=2020, verbose=False)
+    _callable_as(metric_prc, "prc_features_to_metric", "metrics/scores.py (precision_recall)", torch.zeros(2, 3),
+                 torch.zeros(2, 3), prc_neighborhood=3, prc_batch_size=10000, save_cpu_ram=True, verbose=False)
+    _callable_as(feature_extractor_vgg16.FeatureExtractorVGG16, "__init__", "metrics/vgg.py (VGG16Features)", object(),
+                 "vgg16", ["fc2_relu"], feature_extractor_weights_path=None)
+    # tests/test_kid_prc.py makes the offline download fail by patching this
+    assert hasattr(feature_extractor_vgg16, "torchvision_load_pretrained_vgg16")
     extractor = feature_extractor_inceptionv3.FeatureExtractorInceptionV3
     _callable_as(extractor, "__init__", "metrics/inception.py (InceptionFeatures)", object(), "inception-v3-compat",
                  ["2048", "logits_unbiased"], feature_extractor_weights_path=None)
