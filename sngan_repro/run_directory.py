@@ -44,6 +44,7 @@ SAMPLE_GRID_TEMPLATE = "g_step_{g_step:07d}.png"  # the fixed-z sample grid afte
 SAMPLE_GRIDS = re.compile(r"g_step_(\d+)\.png")
 TENSORBOARD = "tensorboard"
 EVALUATION = "evaluation"
+EXPORTS = "exports"  # python -m sngan_repro.sample's default output: <checkpoint>_<n>.npz and its record
 HYDRA_FOLDER = ".hydra"  # Hydra's own record of the job (config, overrides)
 HYDRA_OVERRIDES = HYDRA_FOLDER + "/overrides.yaml"
 #: any of these marks a folder as a run directory (a refused run may hold only its error file)
@@ -104,6 +105,10 @@ class RunDirectory:
     @property
     def evaluation(self) -> Path:
         return self.path / EVALUATION
+
+    @property
+    def exports(self) -> Path:
+        return self.path / EXPORTS
 
     @property
     def overrides_file(self) -> Path:

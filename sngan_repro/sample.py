@@ -33,7 +33,6 @@ from .overrides import run_command
 from .run_directory import RunDirectory, check_folders_writable, now, versions
 
 DEFAULT_BATCH = 100
-EXPORTS = "exports"  # the default output's folder in the checkpoint's run directory
 
 
 def metrics_batch_size(train_cfg: DictConfig) -> int:
@@ -90,7 +89,8 @@ def sample(ckpt: str, n: int, output: str | None = None, batch_size: int | None 
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ConfigError(f"n={n!r} must be a positive number of images.")
     rank, world, chosen, fabric = _processes(device, devices)
-    output_path = Path(output or RunDirectory.of_checkpoint(ckpt).path / EXPORTS / f"{Path(ckpt).stem}_{n}.npz")
+    gan = load_gan(ckpt, chosen)  # first: a wrong checkpoint path must not leave an exports folder behind
+    output_path = Path(output or RunDirectory.of_checkpoint(ckpt).exports / f"{Path(ckpt).stem}_{n}.npz")
     problem = None
     if rank == 0:  # one process checks (the others would see its first files), every process learns the outcome
         try:
@@ -101,7 +101,6 @@ def sample(ckpt: str, n: int, output: str | None = None, batch_size: int | None 
         problem = fabric.broadcast(problem)
     if problem:
         raise ConfigError(problem)
-    gan = load_gan(ckpt, chosen)
     size = batch_size or metrics_batch_size(gan.cfg)
     chunks = range(0, n, size)
     mine = [min(size, n - start) for start in chunks][rank::world]

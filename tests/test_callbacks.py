@@ -39,6 +39,17 @@ class MeanPixel(Metric):
 TOY = f"+metrics.measures.toy={{_target_: {__name__}.MeanPixel, every: 2}}"
 
 
+class Unpreparable(MeanPixel):
+    def prepare(self, setup) -> None:
+        raise AssertionError("an evaluation-only metric (every: 0) was prepared in training")
+
+
+def test_an_evaluation_only_metric_is_neither_prepared_nor_measured_in_training(tmp_path):
+    module = run(compose(tiny_run_overrides(tmp_path / "run", 2, "logger=none", "metrics.required=true",
+                                            f"+metrics.measures.toy={{_target_: {__name__}.Unpreparable, every: 0}}")))
+    assert f"toy/mean_pixel_{SAMPLES}" not in module.trainer.callback_metrics
+
+
 def _scalars(folder) -> EventAccumulator:
     events = EventAccumulator(str(folder / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
     events.Reload()

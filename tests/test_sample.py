@@ -94,6 +94,14 @@ def test_two_processes_write_each_image_once_and_the_images_of_one_process(check
             assert np.array_equal(stored["arr_0"], expected)
 
 
+def test_a_missing_checkpoint_is_refused_before_any_folder_is_made(tmp_path):
+    from sngan_repro.errors import CheckpointError
+
+    with pytest.raises(CheckpointError):
+        sample(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), 3, device="cpu")
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_default_output_is_the_runs_exports_folder(checkpoint):
     record = sample(str(checkpoint), 3, device="cpu")
     assert Path(record["output"]) == checkpoint.parent.parent / "exports" / "last_3.npz"

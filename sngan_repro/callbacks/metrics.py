@@ -27,11 +27,13 @@ def last_quality_values(trainer, with_std: bool = True) -> dict[str, float]:
 class MetricsCallback(GeneratorStepCallback):
     """Measures the metrics built from ``measures`` (the nodes of ``metrics.measures``) each on its own period in a
     run of ``steps`` generator updates, on the images of ``dataset`` (the run's dataset config, which names them in
-    on-disk caches of real-image statistics)."""
+    on-disk caches of real-image statistics). A metric with ``every: 0`` is for the evaluation command only: it is
+    neither prepared nor measured here (e.g. ``metrics=full``'s VGG-16 precision/recall)."""
 
     def __init__(self, measures, steps: int, dataset, required: bool = False):
         super().__init__(steps)
-        self.metrics, self.dataset, self.required = instantiate_measures(measures), dict(dataset), required
+        self.metrics = {key: metric for key, metric in instantiate_measures(measures).items() if metric.every}
+        self.dataset, self.required = dict(dataset), required
 
     def logged_names(self) -> dict[str, int]:
         return {name: metric.every for metric in self.metrics.values() for name in metric.names()}
