@@ -45,18 +45,26 @@ def test_the_npz_holds_the_images_the_metrics_score_and_the_pngs_the_same(checkp
     assert json.loads((folder / "export.json").read_text())["written_per_process"] == [37]
 
 
-@pytest.mark.parametrize("n, output, sentence", [
-    (0, "new.npz", "n=0 must be a positive number of images."),
-    (5, "exists.npz", "output={} exists; give a new .npz file, or remove it first."),
-    (5, "full", "output={} is not an empty folder; give a new or empty folder, or a .npz file."),
+@pytest.mark.parametrize("settings, sentence", [
+    ({"n": 0}, "n=0 must be a positive number of images."),
+    ({"output": "exists.npz"}, "output={tmp}/exists.npz exists; give a new .npz file, or remove it first."),
+    ({"output": "full"}, "output={tmp}/full is not an empty folder; give a new or empty folder, or a .npz file."),
+    ({"output": "afile/x.npz"}, "The folder {tmp}/afile (output) cannot be written (it is a file); set output to a "
+                                "location this user can write."),
+    ({"devices": 0}, "devices=0 must be a positive number of processes."),
+    ({"devices": 2, "device": "cuda:1"}, "device=cuda:1 names one device but devices=2 starts 2 processes; give "
+                                         "device=auto, cpu or cuda."),
 ])
-def test_bad_n_or_output_is_refused_in_one_sentence(checkpoint, tmp_path, n, output, sentence):
+def test_bad_n_output_or_devices_are_refused_in_one_sentence(checkpoint, tmp_path, settings, sentence):
     (tmp_path / "exists.npz").write_bytes(b"")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "a.png").write_bytes(b"")
-    with pytest.raises(ConfigError, match="^" + sentence.format(tmp_path / output).replace(".", r"\.")
-                       .replace("(", r"\(").replace(")", r"\)") + "$"):
-        sample(str(checkpoint), n, str(tmp_path / output), device="cpu")
+    (tmp_path / "afile").write_bytes(b"")
+    arguments = {"n": 5, "device": "cpu", **settings, "output": str(tmp_path / settings.get("output", "new.npz"))}
+    with pytest.raises(ConfigError) as error:
+        sample(str(checkpoint), **arguments)
+    assert str(error.value) == sentence.format(tmp=tmp_path)
+    assert not (tmp_path / "new.npz").exists()
 
 
 @pytest.mark.slow
