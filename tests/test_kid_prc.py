@@ -104,6 +104,9 @@ def test_a_preset_written_with_a_setting_no_score_reads_is_refused_in_one_senten
     with pytest.raises(MetricSettingError, match=r"^kid.kernel is not a setting of kid; accepted: samples, real, "
                                                  r"subsets, subset_size\.$"):
         SampleQuality(extractor=None, cache_dir=".", kid={"samples": 10, "real": 10, "kernel": "rbf"})
+    with pytest.raises(MetricSettingError, match=r"^fid='real:10' is not a mapping of its settings; give e\.g\. "
+                                                 r"fid=\{samples: 1000, real: 1000\} \(quoted in the shell\)\.$"):
+        SampleQuality(extractor=None, cache_dir=".", fid="real:10")  # bash's expansion of fid={samples:10,real:10}
 
 
 @pytest.mark.slow

@@ -71,6 +71,10 @@ def _settings(score: str, node) -> dict | None:
     if not node:
         return None
     accepted = SETTINGS[score]
+    if not hasattr(node, "items"):  # e.g. the shell's brace expansion of an unquoted {samples: ..., real: ...}
+        example = ", ".join(f"{field}: {default or 1000}" for field, default in accepted.items())
+        raise MetricSettingError(f"{score}={node!r} is not a mapping of its settings; give e.g. {score}={{{example}}} "
+                                 f"(quoted in the shell).")
     unknown = sorted(set(node) - set(accepted))
     if unknown:
         raise MetricSettingError(f"{score}.{unknown[0]} is not a setting of {score}; accepted: "
