@@ -85,8 +85,8 @@ def test_a_new_metric_is_one_class_and_one_preset_entry(tmp_path):
      r"^metrics.measures.digits.inception_score.splits=3000 exceeds its 2000 samples\.$"),
     (("metrics=digits", "metrics.monitor=fid/5k"),
      r"^metrics.monitor='fid/5k' is not logged during this run; accepted: digits_fid/2k_vs_train1797, "
-     r"digits_is/2k_1split, digits_is/2k_1split_std, digits_kid/2k_vs_train1797_100x1k_poly3, "
-     r"digits_kid/2k_vs_train1797_100x1k_poly3_std, digits_precision/2k_vs_train1797_k3, "
+     r"digits_is/2k_1split, digits_is/2k_1split_std, digits_kid/2k_vs_train1797_10x1k_poly3, "
+     r"digits_kid/2k_vs_train1797_10x1k_poly3_std, digits_precision/2k_vs_train1797_k3, "
      r"digits_recall/2k_vs_train1797_k3\.$"),
     (("metrics=digits", "metrics.measures.digits.kid.subset_size=1900"),
      r"^metrics.measures.digits.kid.subset_size=1900 exceeds kid.samples=2000 or kid.real=1797; subsets are drawn "

@@ -61,8 +61,8 @@ def test_a_misspelled_study_setting_is_refused():
 def test_a_metric_the_runs_do_not_log_is_refused_before_any_draw():
     with pytest.raises(ConfigError, match=r"^study.metric='fid/50k_vs_train50k' is not a metric that sn's runs log; "
                                           r"they log digits_is/2k_1split, digits_is/2k_1split_std, "
-                                          r"digits_fid/2k_vs_train1797, digits_kid/2k_vs_train1797_100x1k_poly3, "
-                                          r"digits_kid/2k_vs_train1797_100x1k_poly3_std, "
+                                          r"digits_fid/2k_vs_train1797, digits_kid/2k_vs_train1797_10x1k_poly3, "
+                                          r"digits_kid/2k_vs_train1797_10x1k_poly3_std, "
                                           r"digits_precision/2k_vs_train1797_k3, digits_recall/2k_vs_train1797_k3\.$"):
         _read(metric="fid/50k_vs_train50k")
 
