@@ -99,6 +99,27 @@ def test_every_sweep_point_composes_and_validates(name):
         validate(_composed(tuple(point)))
 
 
+# Feng, Xu & Li's Table 1, each row as the report's text sets it: the generator's normalization (SN in SNGAN's only,
+# Sec. 3), one critic step per generator step (TTUR instead of n_dis > 1, Sec. 3) and the Adam settings A-C with the
+# critic's rate 4x the generator's (Sec. 3-4)
+REPORT_TABLE1_ROWS = {("sn", "nonsat"): "sn", ("bn", "nonsat"): "none", ("ln", "nonsat"): "none",
+                      ("gp", "wgan"): "none", ("none", "began"): "none", ("none", "ebgan"): "none"}
+REPORT_SETTINGS = {"report_A": 0.001, "report_B": 0.001, "report_C": 0.002}
+
+
+def test_every_row_of_the_report_table1_sweep_has_the_reports_generator_normalization_and_rates():
+    _, commands = _load_sweeps()["report_table1"]
+    rows = set()
+    for point in (point for overrides in commands for point in _expand(overrides)):
+        cfg = _composed(tuple(point))
+        row = (cfg.choices.norm, cfg.choices.loss)
+        assert cfg.choices.gen_norm == REPORT_TABLE1_ROWS[row], point
+        lr_g = REPORT_SETTINGS[cfg.choices.optim]
+        assert (cfg.optim.n_dis, cfg.optim.lr_g, cfg.optim.lr_d) == (1, lr_g, pytest.approx(4 * lr_g)), point
+        rows.add((row, cfg.choices.optim))
+    assert rows == {(row, setting) for row in REPORT_TABLE1_ROWS for setting in REPORT_SETTINGS}
+
+
 XIANG_VARIANTS = {"vanilla", "bn", "wn", "wn_affine", "wn_mean_bn"}
 HEADS = {"tanh", "bn_tanh", "bn_clip"}
 NOT_BUILT = {"real"}  # the data itself
