@@ -9,6 +9,7 @@ serves as the real side of the metrics with the datamodule's interface (``iter_i
 
 import hashlib
 import json
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,10 @@ class ImageSet:
                   f": {self.export['images']})" if self.export else "")
         return f"the first {count} of the {self.count} images of {self.name}{origin}"
 
+    @cached_property
     def digest(self) -> str:
-        """A digest of the content (the cache key of its features), over file names and bytes."""
+        """A digest of the content (the cache key of its features), over file names and bytes; read once, though every
+        metric object of a preset prepares from it."""
         digest = hashlib.sha1()
         for file in [self.path] if self._array is not None else self.files:
             digest.update(str(file.relative_to(self.path) if self._array is None else file.name).encode())

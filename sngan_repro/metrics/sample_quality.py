@@ -205,7 +205,7 @@ class SampleQuality(Metric):
                                      f"compute it with Inception.")
         real = setup.datamodule
         self.reference = real if isinstance(real, ImageSet) else None
-        description = ({"images": real.name, "digest": real.digest()} if self.reference is not None
+        description = ({"images": real.name, "digest": real.digest} if self.reference is not None
                        else _dataset_key(setup.dataset))
         cached = (self.cache_dir, self.batch_size, setup.device, description)
         if "fid" in self.scores:
