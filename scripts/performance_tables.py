@@ -22,7 +22,7 @@ BENCHMARKS = ROOT / "benchmarks"
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.DOTALL)
 
 ARCHITECTURES = {"sngan_cnn": "standard CNN", "sngan_resnet": "ResNet"}
-# Kligvasser & Michaeli, App. F: one critic update relative to the unnormalized critic, on their GPU
+# Kligvasser & Michaeli, App. F: one critic update relative to the unnormalized critic, "on our system" (unnamed)
 SAN_PAPER_APP_F = {"none": "1.00×", "sn": "1.13×", "san": "1.16×", "gp": "1.40× (WGAN-GP)"}
 
 
@@ -79,7 +79,7 @@ def critic_update(data: dict) -> list[str]:
              ""]
     rows = [[name, f"**{m['ratio']:.3f}×** {_quartiles(m)}", SAN_PAPER_APP_F.get(name, "")]
             for name, m in methods.items()]
-    return lines + _table(["norm", "ours (CPU)", "SAN paper App. F (GPU)"], rows)
+    return lines + _table(["norm", "ours (CPU)", "SAN paper App. F (\"on our system\")"], rows)
 
 
 def accelerations(data: dict) -> list[str]:

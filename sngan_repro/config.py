@@ -22,7 +22,7 @@ from .run_directory import CHECKPOINTS, RunDirectory, record_created
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 CONFIG_NAME = "train"
-LR_DECAYS = ("constant", "linear")
+LR_DECAYS = ("constant", "linear", "plateau")
 
 
 def compose(overrides=(), config_name: str = CONFIG_NAME) -> DictConfig:
@@ -124,6 +124,8 @@ OmegaConf.register_new_resolver("continued_or_fresh_directory", _continued_or_fr
                                 replace=True)
 OmegaConf.register_new_resolver("project_choices", _project_choices, replace=True)
 OmegaConf.register_new_resolver("multiply", lambda a, b: a * b, replace=True)  # e.g. TTUR: lr_d = 4 lr_g
+# period_of:N,K: the period (at least 1) of K measurements over N steps, e.g. every 50 of a run's 300 epochs
+OmegaConf.register_new_resolver("period_of", lambda steps, times: max(1, steps // times), replace=True)
 OmegaConf.register_new_resolver("abspath", lambda path: str(Path(path).expanduser().resolve()), replace=True)
 
 
@@ -155,6 +157,11 @@ def _is_integer(value, least: int) -> bool:
 
 def _is_positive_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _plain(value):
+    """A config node as plain Python, for a message."""
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 def _require(condition: bool, message: str) -> None:
@@ -235,6 +242,7 @@ def validate(cfg: DictConfig) -> None:
     for key in ("lr_g", "lr_d"):
         _require(_is_positive_number(optim[key]), f"optim.{key}={optim[key]} must be positive.")
     _require(optim.lr_decay in LR_DECAYS, f"optim.lr_decay={optim.lr_decay!r} is not one of {', '.join(LR_DECAYS)}.")
+    _check_plateau(cfg)
     _require(_is_integer(arch.latent_dim, 1), f"arch.latent_dim={arch.latent_dim!r} must be a positive integer (the "
                                              f"length of the generator's code z).")
     _require(_is_positive_number(arch.width), f"arch.width={arch.width!r} must be a positive number (the multiplier "
@@ -245,6 +253,27 @@ def validate(cfg: DictConfig) -> None:
              f"arch.output_range={list(arch.output_range)} must be [low, high] with low < high.")
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path)
+
+
+def _check_plateau(cfg: DictConfig) -> None:
+    """optim.plateau goes with optim.lr_decay=plateau, and that with a loss that keeps a convergence measure."""
+    optim, plateau = cfg.optim, cfg.optim.get("plateau")
+    if optim.lr_decay != "plateau":
+        _require(plateau is None, f"optim.plateau={_plain(plateau)} is read only with optim.lr_decay=plateau (got "
+                                  f"{optim.lr_decay}); drop it or set optim.lr_decay=plateau.")
+        return
+    example = "for example optim.plateau='{every: 781, factor: 0.5, min_lr: 2.0e-5}'"
+    _require(isinstance(plateau, DictConfig) and set(plateau) == {"every", "factor", "min_lr"},
+             f"optim.lr_decay=plateau needs optim.plateau with exactly every, factor and min_lr (got "
+             f"{_plain(plateau)}), {example}.")
+    _require(_is_integer(plateau.every, 1) and _is_positive_number(plateau.factor) and plateau.factor < 1
+             and (plateau.min_lr == 0 or _is_positive_number(plateau.min_lr)),
+             f"optim.plateau={_plain(plateau)} needs an integer every >= 1, 0 < factor < 1 and min_lr >= 0, "
+             f"{example}.")
+    loss = cfg.get("choices", {}).get("loss", cfg.loss._target_)
+    _require(_target_attribute(cfg.loss, "measures_convergence", False),
+             f"optim.lr_decay=plateau watches a loss's convergence measure, and loss={loss} keeps none; use it with "
+             f"loss=began (M_global), or optim.lr_decay=constant or linear.")
 
 
 def _target_attribute(node, name: str, default: str) -> str:

@@ -32,6 +32,9 @@ class GANLoss(nn.Module):
     critic_output = "score"
     #: whether it compares the critic's embeddings of pairs of generated images (EBGAN's pulling-away term)
     reads_embeddings = False
+    #: whether it keeps a convergence measure in its buffer ``convergence`` (BEGAN's M_global), which
+    #: ``optim.lr_decay=plateau`` watches
+    measures_convergence = False
 
     def discriminator(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -93,6 +96,7 @@ class BEGANLoss(GANLoss):
     and the convergence measure M_global = L(x) + |gamma L(x) - L(G(z_G))| (Sec. 3.4.1), logged with k_t."""
 
     critic_output = "energy"
+    measures_convergence = True
 
     def __init__(self, gamma: float = 0.5, lambda_k: float = 0.001):
         super().__init__()

@@ -16,7 +16,7 @@ global batch, whatever the number of ranks.
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
 from .checkpointing import check_checkpoint, checkpoint_folders
 from .distributed import Ranks, rank_share
@@ -53,6 +53,7 @@ class GAN(pl.LightningModule):
         self.log_every, self.g_batch_size = train.log_every, train.g_batch_size
         self.critic_updates = optim.n_dis
         self.critic_updates_boost = OmegaConf.to_container(optim.n_dis_boost) if optim.get("n_dis_boost") else None
+        self.plateau_every = optim.plateau.every if optim.lr_decay == "plateau" else 0
 
         self.norm = build_normalization(self.cfg)
         self.generator, self.discriminator = build_models(self.cfg, norm=self.norm)
@@ -144,6 +145,11 @@ class GAN(pl.LightningModule):
         opt_d = instantiate_checked(optim.optimizer, params=self.discriminator.parameters(), lr=optim.lr_d)
         if optim.lr_decay == "constant":
             return [opt_g, opt_d]
+        if optim.lr_decay == "plateau":  # stepped every plateau.every G updates with the loss's convergence measure
+            plateau = optim.plateau
+            schedulers = [ReduceLROnPlateau(opt, factor=plateau.factor, patience=0, threshold=0.0,
+                                            min_lr=plateau.min_lr) for opt in (opt_g, opt_d)]
+            return [opt_g, opt_d], schedulers
         total = self.steps  # linear decay to 0 over the run, stepped once per G update
         schedulers = [LambdaLR(opt, lambda step: max(0.0, 1.0 - step / total)) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], schedulers
@@ -175,8 +181,7 @@ class GAN(pl.LightningModule):
         self.g_step += 1
         self.d_steps_since_g = 0
         self.scalars.add_gap(self.g_step, d_out)
-        for scheduler in self._schedulers():
-            scheduler.step()
+        self._step_schedulers()
         if self._logs_at(self.g_step):
             self._log_scalars({**d_out, **g_out})
         if self.g_step >= self.steps:
@@ -246,6 +251,17 @@ class GAN(pl.LightningModule):
         opt.step()
         for layer in self._projected[network]:
             layer.project_after_step_()
+
+    def _step_schedulers(self) -> None:
+        """After a generator update: the linear decay's step, or, every ``optim.plateau.every`` updates, the plateau
+        check of the loss's convergence measure (the same value on every rank: the loss keeps global means)."""
+        if not self.plateau_every:
+            for scheduler in self._schedulers():
+                scheduler.step()
+        elif self.g_step % self.plateau_every == 0:
+            measure = float(self.loss.convergence)
+            for scheduler in self._schedulers():
+                scheduler.step(measure)
 
     def _schedulers(self) -> list:
         schedulers = self.lr_schedulers()

@@ -10,7 +10,8 @@ import hashlib
 import torch
 
 STREAMS = ("discriminator", "generator", "fixed", "penalty", "normalization", "metrics")
-LATENT_DISTRIBUTIONS = ("normal", "uniform")
+# N(0, I); U(-1, 1) (DCGAN's); U(0, 1) (infoGAN-style code: the report's BEGAN, EBGAN and WGAN-GP rows)
+LATENT_DISTRIBUTIONS = ("normal", "uniform", "uniform_0_1")
 
 
 def stream_seed(seed: int, stream: str, step: int) -> int:
@@ -21,8 +22,7 @@ def stream_seed(seed: int, stream: str, step: int) -> int:
 
 
 class NoiseStreams:
-    """Seeded generators, one per device, and latent codes drawn from the prior (``normal`` or ``uniform`` on
-    [-1, 1]^latent_dim)."""
+    """Seeded generators, one per device, and latent codes drawn from the prior (``LATENT_DISTRIBUTIONS``)."""
 
     def __init__(self, seed: int, latent_dim: int, latent_distribution: str):
         self.seed, self.latent_dim, self.latent_distribution = seed, latent_dim, latent_distribution
@@ -40,6 +40,8 @@ class NoiseStreams:
         generator, shape = self.rng(stream, step, device), (n, self.latent_dim)
         if self.latent_distribution == "uniform":
             codes = torch.rand(shape, generator=generator, device=device).mul_(2).sub_(1)
+        elif self.latent_distribution == "uniform_0_1":
+            codes = torch.rand(shape, generator=generator, device=device)
         else:
             codes = torch.randn(shape, generator=generator, device=device)
         return codes.to(dtype)

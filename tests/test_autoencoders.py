@@ -23,16 +23,17 @@ class _EveryLog(pl.Callback):
             self.steps.append(dict(module.last_metrics))
 
 
-def _trained(method: str, size: int, output_dir, *extra: str) -> list[dict[str, float]]:
+def _trained(method: str, size: int, output_dir, *extra: str, steps: int = 6) -> list[dict[str, float]]:
     cfg = compose([f"arch={method}", f"loss={method}", "norm=none", "dataset=synthetic", f"dataset.image_size={size}",
-                   "dataset.channels=3", "dataset.size=32", "arch.width=0.0625", "optim=report_B", "train.steps=6",
-                   "train.batch_size=4", "train.g_batch_size=4", "train.log_every=1", "train.sample_every=100",
+                   "dataset.channels=3", "dataset.size=32", "arch.width=0.0625", "optim=report_B",
+                   f"train.steps={steps}", "train.batch_size=4", "train.g_batch_size=4", "train.log_every=1",
+                   "train.sample_every=100",
                    "train.num_samples=4", "train.checkpoint_every=0", "metrics=none", "logger=none", "trainer=cpu",
                    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
                    f"paths.output_dir={output_dir}", *extra])
     log = _EveryLog()
     module = run(cfg, callbacks=[log])
-    assert module.g_step == 6 and len(log.steps) == 6
+    assert module.g_step == steps and len(log.steps) == steps
     assert module.generate(module.fixed_z).shape[-3:] == (3, size, size)
     assert all(math.isfinite(value) for step in log.steps for value in step.values())
     return log.steps
@@ -65,3 +66,22 @@ def test_ebgan_trains_within_its_losses_bounds(size, tmp_path):
         # 0 <= f_PT <= 1: a mean of squared cosines
         pulling_away = (step["loss/g"] - step["d_out/generated"]) / weight
         assert -1e-5 <= pulling_away <= 1 + 1e-5
+
+
+def test_plateau_decay_follows_begans_convergence_measure_as_its_rule_says(tmp_path):
+    """optim.lr_decay=plateau (the report's BEGAN code): after every ``every``-th generator update both rates are
+    multiplied by ``factor``, not below ``min_lr``, when M_global then is above its lowest value at the earlier
+    checks; replayed here from the logged M_global (setting report_B: 1e-3 and 4e-3)."""
+    every, factor, floor = 2, 0.5, 4e-4
+    steps = _trained("began", 32, tmp_path, "optim.lr_decay=plateau",
+                     f"optim.plateau={{every: {every}, factor: {factor}, min_lr: {floor}}}", "loss.gamma=2.0",
+                     "loss.lambda_k=0.5", steps=16)
+    rates, lowest, decays = [1e-3, 4e-3], math.inf, 0
+    for g_step, step in enumerate(steps, start=1):
+        if g_step % every == 0:
+            if step["began/m_global"] < lowest:
+                lowest = step["began/m_global"]
+            else:
+                rates, decays = [max(rate * factor, floor) for rate in rates], decays + 1
+        assert (step["lr/g"], step["lr/d"]) == (pytest.approx(rates[0]), pytest.approx(rates[1])), g_step
+    assert decays >= 2 and rates[0] == floor  # the rule acted, and the floor held

@@ -49,6 +49,23 @@ def test_cifar10_pools_test_split_and_selects_classes(tmp_path, monkeypatch):
         CIFAR10DataModule(root=str(tmp_path), classes=["dragon"])
 
 
+def test_cifar10_at_28_px_is_torchvisions_resize_of_the_images(tmp_path, monkeypatch):
+    """Feng, Xu & Li's code trains on CIFAR-10 at 28 px (transforms.Resize((28, 28)) on the PIL images): ours resizes
+    the stored images to the same pixels, up to rounding."""
+    from torchvision import transforms
+
+    rows = write_cifar10(tmp_path, images_per_batch=4)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", files_exist)
+    datamodule = CIFAR10DataModule(root=str(tmp_path), download=False, batch_size=2, image_size=28)
+    ours = datamodule.images("train").int()
+    resize = transforms.Compose([transforms.Resize((28, 28)), transforms.PILToTensor()])
+    theirs = torch.stack([resize(Image.fromarray(row.reshape(3, 32, 32).transpose(1, 2, 0))) for row in rows]).int()
+    assert ours.shape == theirs.shape == (20, 3, 28, 28)
+    assert (ours - theirs).abs().max() <= 1
+    with pytest.raises(ConfigError, match=r"^CIFAR-10 serves RGB images of 8 to 32 px .* got dataset.image_size=48,"):
+        CIFAR10DataModule(root=str(tmp_path), image_size=48)
+
+
 # -- STL-10 binaries -----------------------------------------------------------------------------------
 
 def _write_stl10(root, train=3, unlabeled=5):

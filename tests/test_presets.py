@@ -59,11 +59,22 @@ def test_overriding_a_preset_changes_one_factor(preset, override, group):
 @pytest.mark.parametrize("method", ["began", "ebgan"])
 def test_table1_autoencoder_presets_share_the_reports_settings(method):
     """Feng, Xu & Li's BEGAN and EBGAN rows differ from experiment=repro_report in the critic, loss and generator
-    only: the same data, TTUR settings, run length and batch."""
+    only (and BEGAN in the report's 28 px, which the standard CNN cannot serve): the same data, TTUR settings,
+    protocol, run length and batch."""
     report, own = compose(["experiment=repro_report"]), compose([f"experiment=repro_report_{method}"])
     assert (own.choices.arch, own.choices.loss, own.choices.norm) == (method, method, "none")
-    for key in ("dataset", "optim", "train"):
+    assert own.dataset.image_size == {"began": 28, "ebgan": 32}[method]
+    own.dataset.image_size = report.dataset.image_size
+    for key in ("dataset", "optim", "train", "metrics"):
         assert own[key] == report[key], key
+
+
+def test_the_reports_ln_row_as_its_code_ran_is_its_bn_row_with_layer_norm():
+    bn, ln = compose(["experiment=repro_report_code_bn"]), compose(["experiment=repro_report_code_ln"])
+    assert (ln.choices.norm, ln.norm.gain, ln.arch.generator.feature_norm) == ("ln", True, "layer")
+    ln.arch.generator.feature_norm = bn.arch.generator.feature_norm
+    for key in ("dataset", "arch", "loss", "optim", "train", "metrics"):
+        assert ln[key] == bn[key], key
 
 
 def _expand(overrides: list[str]) -> list[list[str]]:
@@ -97,27 +108,6 @@ def test_every_sweep_point_composes_and_validates(name):
     assert points
     for point in points:
         validate(_composed(tuple(point)))
-
-
-# Feng, Xu & Li's Table 1, each row as the report's text sets it: the generator's normalization (SN in SNGAN's only,
-# Sec. 3), one critic step per generator step (TTUR instead of n_dis > 1, Sec. 3) and the Adam settings A-C with the
-# critic's rate 4x the generator's (Sec. 3-4)
-REPORT_TABLE1_ROWS = {("sn", "nonsat"): "sn", ("bn", "nonsat"): "none", ("ln", "nonsat"): "none",
-                      ("gp", "wgan"): "none", ("none", "began"): "none", ("none", "ebgan"): "none"}
-REPORT_SETTINGS = {"report_A": 0.001, "report_B": 0.001, "report_C": 0.002}
-
-
-def test_every_row_of_the_report_table1_sweep_has_the_reports_generator_normalization_and_rates():
-    _, commands = _load_sweeps()["report_table1"]
-    rows = set()
-    for point in (point for overrides in commands for point in _expand(overrides)):
-        cfg = _composed(tuple(point))
-        row = (cfg.choices.norm, cfg.choices.loss)
-        assert cfg.choices.gen_norm == REPORT_TABLE1_ROWS[row], point
-        lr_g = REPORT_SETTINGS[cfg.choices.optim]
-        assert (cfg.optim.n_dis, cfg.optim.lr_g, cfg.optim.lr_d) == (1, lr_g, pytest.approx(4 * lr_g)), point
-        rows.add((row, cfg.choices.optim))
-    assert rows == {(row, setting) for row in REPORT_TABLE1_ROWS for setting in REPORT_SETTINGS}
 
 
 XIANG_VARIANTS = {"vanilla", "bn", "wn", "wn_affine", "wn_mean_bn"}
@@ -258,10 +248,24 @@ def _xiang_running(every: int, images: int) -> dict:  # Sec. 5.1 (CelebA), App. 
             "metrics.monitor": f"reconstruction/running_{images}img_50steps"}
 
 
-# Feng, Xu & Li: TTUR (the critic's rate 4x the generator's: 0.004 and 0.001), n_dis 1, 300 epochs, batch 64 (ours)
+# Feng, Xu & Li: TTUR (the critic's rate 4x the generator's: 0.004 and 0.001), n_dis 1, 300 epochs, batch 64 (ours);
+# CIFAR-10 and the IS/FID protocol from the README of the report's repository
 REPORT = {"optim.lr_g": 1e-3, "optim.lr_d": 4e-3, "optim.n_dis": 1}
 REPORT_RUN = {"choices.dataset": "cifar10", "dataset.image_size": 32, "train.batch_size": 64,
-              "train.steps": _epochs(300, "cifar10", 64)}
+              "train.steps": _epochs(300, "cifar10", 64), "choices.metrics": "feng_readme"}
+# The report's rows as its code ran them (COMP6248-Reproducability-Challenge/SNGAN): BEGAN_EBGAN_WAGAN_GP/main.py
+# (CIFAR-10 resized to 28 px, batch 64) and BEGAN.py / EBGAN.py / WGAN_GP.py (z of 62 ~ U(0, 1), infoGAN-style
+# networks, an epoch of 50,000 // 64 = 781 batches); "BN and LN DCGAN/" (chainer-gan-lib's DCGAN at 32 px, one Adam
+# rate for both networks, z ~ U(-1, 1)^128, leaky ReLU 0.2); 300 epochs (README); an evaluation every 50 epochs
+CODE_EPOCH = 50_000 // 64
+CODE_RUN = {"choices.dataset": "cifar10", "dataset.image_size": 28, "train.batch_size": 64,
+            "choices.metrics": "feng_readme", "choices.gen_norm": "none", "arch.latent_dim": 62,
+            "arch.latent_distribution": "uniform_0_1", "arch.discriminator.init": "normal_0.02"}
+CHAINER_RUN = {**REPORT_RUN, "choices.gen_norm": "none", "choices.arch": "sngan_cnn_code", "choices.loss": "nonsat",
+               "optim.lr_g": 1e-3, "optim.lr_d": 1e-3, "optim.n_dis": 1, "arch.latent_dim": 128,
+               "arch.latent_distribution": "uniform", "arch.discriminator.leaky_slope": 0.2,
+               "arch.discriminator.widths": [64, 128, 128, 256, 256, 512, 512],
+               "metrics.measures.inception.every": 50 * 50_000 // 64}  # the README: every 50 of 300 epochs
 # The digits demos: the embedded dataset and metrics on the CPU (offline); quickstart = `make demo` (README: 1,500
 # updates of the standard CNN at width 0.25, 24 px, hinge loss, setting C)
 OFFLINE = {"choices.dataset": "digits", "choices.metrics": "digits", "trainer.accelerator": "cpu"}
@@ -310,12 +314,37 @@ PAPER_SETTINGS = {
     # Table 1's BEGAN and EBGAN rows: the report's data, TTUR, length and batch with each method's own critic,
     # loss and unnormalized generator; BEGAN's gamma 0.5, lambda_k 0.001, N_z = N_h = 64, z ~ U(-1, 1); EBGAN's
     # lambda_PT 0.1
-    "repro_report_began": {**REPORT_RUN, **REPORT, "choices.arch": "began", "choices.norm": "none",
+    "repro_report_began": {**REPORT_RUN, **REPORT, "dataset.image_size": 28, "choices.arch": "began",
+                           "choices.norm": "none",
                            "choices.gen_norm": "none", "choices.loss": "began", "loss.gamma": 0.5,
                            "loss.lambda_k": 0.001, "arch.latent_dim": 64, "arch.discriminator.hidden": 64,
                            "arch.latent_distribution": "uniform"},
     "repro_report_ebgan": {**REPORT_RUN, **REPORT, "choices.arch": "ebgan", "choices.norm": "none",
                            "choices.gen_norm": "none", "choices.loss": "ebgan", "loss.pulling_away": 0.1},
+    # BEGAN.py: gamma 1, lambda_k 0.001, Adam 2e-4 for both networks whatever the setting, halved (not below 2e-5)
+    # at an epoch's end when M rose; a 32-d code between the critic's dense layers
+    "repro_report_code_began": {**CODE_RUN, "choices.arch": "infogan_began", "choices.norm": "none",
+                                "choices.loss": "began", "loss.gamma": 1.0, "loss.lambda_k": 0.001,
+                                "optim.lr_g": 2e-4, "optim.lr_d": 2e-4, "optim.n_dis": 1, "optim.lr_decay": "plateau",
+                                "optim.plateau": {"every": CODE_EPOCH, "factor": 0.5, "min_lr": 2e-5},
+                                "arch.discriminator.code": 32, "train.steps": 300 * CODE_EPOCH,
+                                "metrics.measures.inception.every": 50 * CODE_EPOCH},
+    # EBGAN.py: margin 1, pulling-away weight 0.1 on the 32-d code; the settings' rates (main.py --lrG / --lrD)
+    "repro_report_code_ebgan": {**CODE_RUN, **REPORT, "choices.arch": "infogan_ebgan", "choices.norm": "none",
+                                "choices.loss": "ebgan", "loss.margin": 1.0, "loss.pulling_away": 0.1,
+                                "arch.discriminator.code": 32, "train.steps": 300 * CODE_EPOCH,
+                                "metrics.measures.inception.every": 50 * CODE_EPOCH},
+    # WGAN_GP.py: lambda 10, n_critic 5 (a generator update after every 5th batch: 156 an epoch), BN in the critic
+    "repro_report_code_wgan_gp": {**CODE_RUN, **REPORT, "optim.n_dis": 5, "choices.arch": "infogan",
+                                  "choices.norm": "gp", "choices.loss": "wgan", "norm.weight": 10.0,
+                                  "arch.discriminator.batch_norm": True, "train.steps": 300 * (CODE_EPOCH // 5),
+                                  "metrics.measures.inception.every": 50 * (CODE_EPOCH // 5)},
+    # dcgan_bn/net.py: BN without gain (use_gamma=False) in the critic; dcgan_ln/net.py: layer norm with its gain in
+    # both networks
+    "repro_report_code_bn": {**CHAINER_RUN, "choices.norm": "bn", "norm.gain": False,
+                             "arch.generator.feature_norm": "batch"},
+    "repro_report_code_ln": {**CHAINER_RUN, "choices.norm": "ln", "norm.gain": True,
+                             "arch.generator.feature_norm": "layer"},
     "quickstart": {**_run("digits", 24, "sngan_cnn", "sn", "hinge", 64, 1500), **OFFLINE,
                    **_adam(*MIYATO_TABLE_1["C"]), "arch.width": 0.25},
     # fidelity: BEGAN on digits at 16 px, N_h = 8, gamma 0.9, lambda_k 0.01, batch 16, Adam 1e-4 (0.5, 0.999) decaying
@@ -369,3 +398,59 @@ def test_optimizer_settings_a_to_f_are_miyatos_table_1(setting):
     expected = _adam(*MIYATO_TABLE_1[setting])
     optim = compose([f"optim={setting}"])
     assert {key: _value(optim, key) for key in expected} == expected
+
+
+# -- every row of every sweep: the generator's normalization, n_dis and both learning rates, from the sources --------
+# (n_dis, lr_g, lr_d) of each optimizer setting a sweep names, written from the papers (not from conf/optim)
+SETTING_RATES = {
+    **{name: (n_dis, lr, lr) for name, (lr, _, n_dis) in MIYATO_TABLE_1.items()},  # Miyato et al. 2018, Table 1
+    # Kligvasser & Michaeli, Fig. 16: their own settings A-F
+    "san_A": (1, 5e-4, 5e-4), "san_B": (1, 2e-4, 2e-4), "san_C": (1, 2e-4, 2e-4),
+    "san_D": (1, 5e-4, 5e-4), "san_E": (2, 2e-4, 2e-4), "san_F": (2, 5e-4, 5e-4),
+    "resnet": (5, 2e-4, 2e-4),  # Miyato et al., App. B.2 (Gulrajani et al.'s)
+    "xiang": (1, 1e-4, 1e-4),  # Xiang & Li, Sec. 5: RMSProp 1e-4, one critic step
+    "mullery": (5, 1e-4, 1e-4),  # Mullery & Whelan: Adam 1e-4, n_dis 5 (boosted early and periodically)
+    # Feng, Xu & Li, Sec. 3-4: TTUR, the critic's rate 4x the generator's, one critic step
+    "report_A": (1, 1e-3, 4e-3), "report_B": (1, 1e-3, 4e-3), "report_C": (1, 2e-3, 8e-3),
+}
+# Presets that run a setting's betas with other rates or n_dis: Feng, Xu & Li's rows as the report's code ran them
+CODE_RATES = {
+    "repro_report_code_began": lambda n_dis, lr_g, lr_d: (1, 2e-4, 2e-4),  # BEGAN.py: Adam lr=0.0002 for G and D
+    "repro_report_code_wgan_gp": lambda n_dis, lr_g, lr_d: (5, lr_g, lr_d),  # WGAN_GP.py: self.n_critic = 5
+    "repro_report_code_bn": lambda n_dis, lr_g, lr_d: (n_dis, lr_g, lr_g),  # train.py: one adam_alpha for both
+    "repro_report_code_ln": lambda n_dis, lr_g, lr_d: (n_dis, lr_g, lr_g),
+}
+# The only spectrally normalized generator of any sweep: the report's SNGAN row (Sec. 3: SN in every generator layer;
+# its BN, LN and WGAN-GP rows' code has none, BEGAN's and EBGAN's papers none)
+GENERATOR_SN = {("repro_report", "sn")}
+# Feng, Xu & Li's Table 1: each sweep of it runs these rows (critic normalization, loss) over these settings
+REPORT_TABLE1 = {
+    "report_table1": {("sn", "nonsat"), ("bn", "nonsat"), ("ln", "nonsat"), ("gp", "wgan"), ("none", "began"),
+                      ("none", "ebgan")},
+    "report_table1_code": {("sn", "nonsat"), ("bn", "nonsat"), ("ln", "nonsat"), ("gp", "wgan"), ("none", "began"),
+                           ("none", "ebgan")},
+}
+
+
+def _experiment(point: tuple[str, ...]) -> str:
+    return next(o.split("=", 1)[1] for o in point if o.startswith("experiment="))
+
+
+@pytest.mark.slow
+def test_every_row_of_every_sweep_has_its_sources_generator_normalization_n_dis_and_rates():
+    """scripts/sweep.py's rows compose to what the papers (or, for the report's code family, its code) set: a sweep
+    of a preset family must not leak one row's setting into another (once: repro_report's gen_norm=sn into the
+    report's BN, LN and WGAN-GP rows)."""
+    rows = {name: set() for name in REPORT_TABLE1}
+    for name, (_, commands) in _load_sweeps().items():
+        for point in (tuple(point) for overrides in commands for point in _expand(overrides)):
+            cfg, experiment = _composed(point), _experiment(point)
+            rates = SETTING_RATES[cfg.choices.optim]
+            n_dis, lr_g, lr_d = CODE_RATES.get(experiment, lambda *rates: rates)(*rates)
+            expected_gen_norm = "sn" if (experiment, cfg.choices.norm) in GENERATOR_SN else "none"
+            assert cfg.choices.gen_norm == expected_gen_norm, (name, point)
+            assert (cfg.optim.n_dis, cfg.optim.lr_g, cfg.optim.lr_d) == (n_dis, lr_g, pytest.approx(lr_d)), (name,
+                                                                                                          point)
+            if name in rows:
+                rows[name].add((cfg.choices.norm, cfg.choices.loss))
+    assert rows == REPORT_TABLE1

@@ -98,6 +98,9 @@ RESUMED = {
     # BEGAN's k_t is training state (a buffer of the loss); gamma and lambda_k large enough that it moves
     "began": ("arch=began", "loss=began", "norm=none", "loss.gamma=2.0", "loss.lambda_k=0.05"),
     "ebgan": ("arch=ebgan", "loss=ebgan", "norm=none"),  # its critic's BN statistics, G's pulling-away term
+    # the plateau decay's state (its lowest M_global, the decayed rates): checked every 4 updates, across the resume
+    "began_plateau": ("arch=began", "loss=began", "norm=none", "loss.gamma=2.0", "loss.lambda_k=0.05",
+                      "optim.lr_decay=plateau", "optim.plateau={every: 4, factor: 0.5, min_lr: 0}"),
 }
 
 
@@ -113,7 +116,7 @@ def test_resume_continues_the_same_run(tiny_cfg, tmp_path, case):
     resumed = run(tiny_cfg(*extra, f"ckpt_path={checkpoint}", steps=2 * n, output_dir=tmp_path / "second_half"))
 
     assert (resumed.g_step, resumed.d_step) == (straight.g_step, straight.d_step) == (2 * n, 4 * n)
-    if case == "began":
+    if case.startswith("began"):
         assert 0 < resumed.loss.k.item() < 1
     a, b = straight.state_dict(), resumed.state_dict()
     assert a.keys() == b.keys()
@@ -124,7 +127,9 @@ def test_resume_continues_the_same_run(tiny_cfg, tmp_path, case):
             assert a[key] == b[key], key
     final_a = _checkpoint(tmp_path / "straight" / "checkpoints" / "last.ckpt")
     final_b = _checkpoint(tmp_path / "second_half" / "checkpoints" / "last.ckpt")
+    assert final_a["lr_schedulers"] == final_b["lr_schedulers"]
     for state_a, state_b in zip(final_a["optimizer_states"], final_b["optimizer_states"]):
+        assert [g["lr"] for g in state_a["param_groups"]] == [g["lr"] for g in state_b["param_groups"]]
         assert state_a["state"].keys() == state_b["state"].keys()
         for param, moments in state_a["state"].items():
             for name, value in moments.items():

@@ -1,5 +1,6 @@
 """CIFAR-10 through torchvision: the training split, optionally pooled with the test split
-(Xiang & Li's protocol) and optionally restricted to some classes (Mullery & Whelan's frogs)."""
+(Xiang & Li's protocol) and optionally restricted to some classes (Mullery & Whelan's frogs); 32 px, or resized
+smaller (Feng, Xu & Li's code trains at 28)."""
 
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from torchvision.datasets import CIFAR10
 
 from ..errors import ConfigError
 from .base import ImageDataModule, open_downloadable
+from .pixels import resized_uint8
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLITS = ("train", "train+test")
@@ -18,10 +20,10 @@ class CIFAR10DataModule(ImageDataModule):
 
     def __init__(self, root: str, download: bool = True, split: str = "train", classes=None,
                  image_size: int = 32, channels: int = 3, **kwargs):
-        if image_size != 32 or channels != 3:
-            raise ConfigError(
-                f"CIFAR-10 images are 32x32 RGB; got dataset.image_size={image_size}, dataset.channels={channels}."
-            )
+        if not 8 <= image_size <= 32 or channels != 3:
+            raise ConfigError(f"CIFAR-10 serves RGB images of 8 to 32 px (32 native; smaller resized bilinearly, e.g. "
+                              f"the 28 of Feng, Xu & Li's code); got dataset.image_size={image_size}, "
+                              f"dataset.channels={channels}.")
         if split not in SPLITS:
             raise ConfigError(f"dataset.split={split!r} is not one of {', '.join(SPLITS)}.")
         self.classes = None if classes is None else [self._class_index(c) for c in classes]
@@ -51,4 +53,4 @@ class CIFAR10DataModule(ImageDataModule):
         if self.classes is not None:
             labels = torch.cat([torch.as_tensor(p.targets) for p in parts])
             images = images[torch.isin(labels, torch.as_tensor(self.classes))]
-        return images
+        return resized_uint8(images, self.image_size)

@@ -12,6 +12,7 @@ Two rounding rules exist on purpose, and each function's name says which it appl
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 
 def _bounds(value_range: Sequence[float]) -> tuple[float, float]:
@@ -38,3 +39,13 @@ def to_uint8_rounded(images: torch.Tensor, value_range: Sequence[float] = (0.0, 
 def to_uint8_truncated(images: torch.Tensor, value_range: Sequence[float]) -> torch.Tensor:
     """Floating images in ``value_range`` -> uint8, clamped and truncated (the papers' evaluation code)."""
     return _scaled_to_255(images, value_range).to(torch.uint8)
+
+
+def resized_uint8(images: torch.Tensor, image_size: int, chunk: int = 4096) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> uint8 (N, C, image_size, image_size): bilinear with antialiasing (what torchvision's
+    Resize does to a PIL image), rounded; ``images`` themselves when they have that size already."""
+    if images.shape[-2:] == (image_size, image_size):
+        return images
+    return torch.cat([to_uint8_rounded(F.interpolate(part.float(), size=(image_size,) * 2, mode="bilinear",
+                                                     antialias=True, align_corners=False), (0, 255))
+                      for part in images.split(chunk)])

@@ -4,12 +4,11 @@ in Miyato et al. and Kligvasser & Michaeli."""
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torchvision.datasets import STL10
 
 from ..errors import ConfigError
 from .base import ImageDataModule, open_downloadable
-from .pixels import to_uint8_rounded
+from .pixels import resized_uint8
 
 
 class STL10DataModule(ImageDataModule):
@@ -35,10 +34,4 @@ class STL10DataModule(ImageDataModule):
         self._open()
 
     def load_images(self) -> torch.Tensor:
-        images = torch.from_numpy(self._open().data)  # (N, 3, 96, 96) uint8
-        if self.image_size == images.shape[-1]:
-            return images
-        resized = [to_uint8_rounded(F.interpolate(chunk.float(), size=(self.image_size,) * 2, mode="bilinear",
-                                                  antialias=True, align_corners=False), (0, 255))
-                   for chunk in images.split(4096)]
-        return torch.cat(resized)
+        return resized_uint8(torch.from_numpy(self._open().data), self.image_size)  # from (N, 3, 96, 96) uint8

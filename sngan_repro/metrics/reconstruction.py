@@ -120,7 +120,8 @@ class Reconstruction(Metric):
     def protocols(self) -> dict[str, str]:
         return {self.name: (f"Xiang & Li's reconstruction loss: mean over {self.heldout_images} held-out images of "
                             f"min_z ||G(z) - x||^2 / (C H W) in [0, 1] units, z from 0, {self.steps} RMSProp steps "
-                            f"(lr 0.01, alpha 0.9, eps 1e-6), generator in eval mode")}
+                            f"(lr 0.01, alpha 0.9, eps 1e-6) on each code's gradient of its own image's loss (the "
+                            f"per-image losses summed, not averaged over the batch), generator in eval mode")}
 
     def prepare(self, setup: MetricSetup) -> None:
         available = getattr(setup.datamodule, "heldout", 0)

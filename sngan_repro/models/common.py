@@ -5,6 +5,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nn.conv import padded_conv2d
+from ..normalizations import Normalization
 
 
 def scale_widths(widths, width: float) -> list[int]:
@@ -12,6 +13,14 @@ def scale_widths(widths, width: float) -> list[int]:
     if width <= 0:
         raise ConfigError(f"arch.width={width} must be positive.")
     return [max(1, round(c * width)) for c in widths]
+
+
+def refuse_feature_normalization(arch: str, own: str, norm: Normalization) -> None:
+    """A critic with a feature normalization of its own refuses a norm= that adds feature layers (bn, ln): a second
+    one on the same activations would not be the paper's network nor the baseline's."""
+    if not isinstance(norm.feature_layer(1), nn.Identity):
+        raise ConfigError(f"arch={arch}'s critic has its own {own}; a normalization that adds feature layers (norm=bn, "
+                          f"ln) would stack a second one; use norm=gp, sn, san, wn, ortho, clip or none.")
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn import OutputHead
 from ..normalizations import Normalization
-from .common import SameConv2d, scale_widths
+from .common import SameConv2d, refuse_feature_normalization, scale_widths
 from .init import initialize
 
 # Kernels of the generator's three (upsample x2, conv, ReLU, BN) stages: 512 3x3, 256 5x5, 128 5x5.
@@ -98,10 +98,7 @@ class Critic(nn.Module):
         super().__init__()
         _check_length("discriminator", widths, len(_CRITIC_CONVS))
         _base_size(image_size)
-        if not isinstance(norm.feature_layer(1), nn.Identity):
-            raise ConfigError("arch=iwgan's critic has its own layer norm after every conv; a normalization that adds "
-                              "feature layers (norm=bn, ln) would stack a second one; use norm=gp, sn, san, wn, ortho, "
-                              "clip or none.")
+        refuse_feature_normalization("iwgan", "layer norm after every conv", norm)
         layers: list[nn.Module] = []
         c_in, size = channels, image_size
         for c_out, (kernel, stride, padding) in zip(scale_widths(widths, width), _CRITIC_CONVS):

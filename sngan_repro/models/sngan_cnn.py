@@ -32,26 +32,36 @@ def _same_padding(kernel: int) -> int:
     return (kernel - 1) // 2
 
 
+# The generator's hidden normalization: BN (Miyato et al.'s Table 3), or layer norm over each sample's (C, H, W) with
+# per-channel gain and bias (the generator of Feng, Xu & Li's LN row in their code, BN and LN DCGAN/dcgan_ln/net.py)
+_GENERATOR_FEATURE_NORMS = {"batch": nn.BatchNorm2d, "layer": lambda channels: nn.GroupNorm(1, channels)}
+
+
 class Generator(nn.Module):
     """z -> dense -> (M/8)^2 x 512 -> BN, ReLU -> 3 x [deconv kxk s2, BN, ReLU] -> conv 3x3 -> head (tanh).
 
-    k = ``up_kernel``: 4 in Miyato et al.'s Table 3, 3 in SAN's Table 4.
+    k = ``up_kernel``: 4 in Miyato et al.'s Table 3, 3 in SAN's Table 4; ``feature_norm``: ``batch`` (BN) or
+    ``layer`` (layer norm in place of every BN).
     """
 
     def __init__(self, image_size: int, channels: int, latent_dim: int = 128, width: float = 1.0,
                  widths=(512, 256, 128, 64), up_kernel: int = 4, init: str = "default",
-                 head: nn.Module | None = None):
+                 head: nn.Module | None = None, feature_norm: str = "batch"):
         super().__init__()
+        if feature_norm not in _GENERATOR_FEATURE_NORMS:
+            raise ConfigError(f"arch.generator.feature_norm={feature_norm!r} is not one of "
+                              f"{', '.join(_GENERATOR_FEATURE_NORMS)}.")
+        feature_layer = _GENERATOR_FEATURE_NORMS[feature_norm]
         self.base = _base_size(image_size)
         widths = scale_widths(widths, width)
         self.project = initialize(nn.Linear(latent_dim, widths[0] * self.base**2), init)
         padding = _same_padding(up_kernel)
         # output = 2 (input - 1) - 2 padding + kernel + output_padding = 2 input (output_padding 1 for 3x3)
         output_padding = 2 + 2 * padding - up_kernel
-        layers: list[nn.Module] = [nn.BatchNorm2d(widths[0]), nn.ReLU()]
+        layers: list[nn.Module] = [feature_layer(widths[0]), nn.ReLU()]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             deconv = nn.ConvTranspose2d(c_in, c_out, up_kernel, 2, padding, output_padding)
-            layers += [initialize(deconv, init), nn.BatchNorm2d(c_out), nn.ReLU()]
+            layers += [initialize(deconv, init), feature_layer(c_out), nn.ReLU()]
         layers += [initialize(nn.Conv2d(widths[-1], channels, 3, 1, 1), init), head or OutputHead("tanh", channels)]
         self.body = nn.Sequential(*layers)
 

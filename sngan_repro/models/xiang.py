@@ -280,8 +280,8 @@ class ResNetGenerator(nn.Module):
     - first layer: a dense layer code -> 512x5x5 (App. B: WN fully-connected in the WN model), (BN), (T)PReLU,
       mirroring D's final 5x5 conv; 21 weight layers = this dense layer + 2 per block x 10 blocks;
     - per level, from the top: a stride-1 block, then an upscaling block whose second deconv (and 1x1 shortcut
-      deconv) changes the channels to the next level's, the last one to the image channels (as in the authors'
-      ResNet code), so no extra output layer is added;
+      deconv) changes the channels to the next level's, the last one to the image channels, so no extra output
+      layer is added;
     - the last block has no BN on its output deconv (Table 1) and no activation: the head follows, preceded in the
       WN model by a per-channel affine (the last layer's AWN role). Our choice, like the rest of this list: Sec. 5.6
       gives only the discriminator, and the authors' public code has no ResNet.

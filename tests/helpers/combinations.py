@@ -12,11 +12,14 @@ FAMILIES = {
     # change, the final conv over the last map): every kind of layer of the 21-layer network, at 8 px
     "xiang_resnet": ["arch=xiang_resnet", "arch.variant=wn", "arch.features=[64,128]", "dataset.image_size=8"],
     "iwgan": ["arch=iwgan", "dataset.image_size=16"],
+    "infogan": ["arch=infogan", "dataset.image_size=16"],
 }
 # Autoencoder critics output reconstruction energies and take only their own loss (it overrides the NORMS' loss)
 AUTOENCODERS = {
     "began": ["arch=began", "loss=began", "dataset.image_size=16"],
     "ebgan": ["arch=ebgan", "loss=ebgan", "dataset.image_size=16"],
+    "infogan_began": ["arch=infogan_began", "loss=began", "dataset.image_size=16"],
+    "infogan_ebgan": ["arch=infogan_ebgan", "loss=ebgan", "dataset.image_size=16"],
 }
 SAN_G = 1.1  # a compensation factor other than 1, so that the invariant 1/g is not the trivial 1
 NORMS = {
@@ -42,8 +45,10 @@ REFUSED = {
     ("xiang_dcgan_wn_mean_bn", "san_projection"): r"norm.mode=projection divides a layer's stored weight",
     ("iwgan", "bn"): r"arch=iwgan's critic has its own layer norm after every conv;",
     ("iwgan", "ln"): r"arch=iwgan's critic has its own layer norm after every conv;",
+    ("infogan", "bn"): r"arch=infogan's critic has its own batch norm",
+    ("infogan", "ln"): r"arch=infogan's critic has its own batch norm",
 }
-REFUSED |= {(family, norm): rf"^{family.upper()}'s autoencoder critic takes no critic normalization "
+REFUSED |= {(family, norm): rf"^{family.split('_')[-1].upper()}'s autoencoder critic takes no critic normalization "
             for family in AUTOENCODERS for norm in NORMS if norm != "none"}
 
 
