@@ -293,9 +293,9 @@ def _check_critic_output(cfg: DictConfig) -> None:
     plural = {"score": "scores", "energy": "reconstruction energies"}
     _require(reads == gives, f"loss={choices.get('loss', cfg.loss._target_)} reads a critic's {plural[reads]}, and "
                              f"arch={choices.get('arch', cfg.arch.discriminator._target_)}'s critic outputs "
-                             f"{plural[gives]}; "
-                             f"pair autoencoder critics (arch=began, ebgan) with their losses (loss=began, ebgan) and "
-                             f"the others with nonsat, hinge or wgan.")
+                             f"{plural[gives]}; pair autoencoder critics (arch=began, ebgan, infogan_began, "
+                             f"infogan_ebgan) with their losses (loss=began, ebgan) and the others with nonsat, hinge "
+                             f"or wgan.")
     if _target_attribute(cfg.loss, "reads_embeddings", False):
         _require(cfg.train.g_batch_size >= 2, f"loss={choices.get('loss', cfg.loss._target_)}'s pulling-away term "
                                               f"compares pairs of generated images; train.g_batch_size="

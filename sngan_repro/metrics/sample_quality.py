@@ -21,6 +21,7 @@ from .scores import (
     KID_COEF0,
     KID_DEGREE,
     count_tag,
+    extract,
     feature_statistics,
     frechet_distance,
     inception_score,
@@ -118,7 +119,7 @@ class SampleQuality(Metric):
                                          f"side.")
         require_count(batch_size, "batch_size")
         self.load_extractor, self.cache_dir, self.batch_size, self.prefix = extractor, cache_dir, batch_size, prefix
-        self.extractor = None
+        self.extractor, self.device = None, None
         self.real_statistics: dict | None = None  # FID's statistics of the real images, after prepare
         self.real_features: dict[int, torch.Tensor] = {}  # {count: real features} for KID and precision/recall
         self.reference: ImageSet | None = None  # the real side when it is not the run's dataset
@@ -200,6 +201,7 @@ class SampleQuality(Metric):
         if self.extractor is None:
             self.extractor = self.load_extractor(device=setup.device)
         self.extractor.to(setup.device)
+        self.device = setup.device  # where the images go: a generator's samples are there, an ImageSet's on the CPU
         if "inception_score" in self.scores and not getattr(self.extractor, "gives_logits", True):
             raise MetricSettingError(f"inception_score needs class logits, which {self.extractor.name} does not give; "
                                      f"compute it with Inception.")
@@ -233,11 +235,9 @@ class SampleQuality(Metric):
         else:
             world, rank = source.world_size, source.global_rank
             batches = fixed_samples(source, count, self.batch_size, rank, world)
-        outputs = [self.extractor(images) for images in batches]
-        pool = torch.cat([features for features, _ in outputs])
-        logit = None if outputs[0][1] is None else torch.cat([logits for _, logits in outputs])
+        pool, logit = extract(self.extractor, batches, self.device, on_cpu=world == 1)
         if world == 1:
-            return pool.cpu(), None if logit is None else logit.cpu()
+            return pool, logit
         return (gather_chunks(pool, count, self.batch_size, world, source.all_gather),
                 None if logit is None else gather_chunks(logit, count, self.batch_size, world, source.all_gather))
 

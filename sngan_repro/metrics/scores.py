@@ -58,10 +58,10 @@ def precision_recall(generated: torch.Tensor, real: torch.Tensor, k: int = 3) ->
     return result["precision"], result["recall"]
 
 
-def extract(extractor, batches, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+def extract(extractor, batches, device, on_cpu: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Features and logits (None from an extractor without) of batches of uint8 images, computed on ``device``,
-    returned on the CPU."""
-    outputs = [tuple(None if part is None else part.cpu() for part in extractor(batch.to(device)))
+    returned on the CPU, or (``on_cpu=False``, for ranks that gather them) on ``device``."""
+    outputs = [tuple(part.cpu() if on_cpu and part is not None else part for part in extractor(batch.to(device)))
                for batch in batches]
     logits = None if outputs[0][1] is None else torch.cat([logit for _, logit in outputs])
     return torch.cat([pool for pool, _ in outputs]), logits
