@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-quick lint clean digits-settings digits-study bench tensorboard
+.PHONY: setup demo test test-quick lint clean digits-settings digits-study bench tensorboard gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: $(STAMP)
 		--output 'benchmarks/train_quickstart_{device}.json'
 	$(PY) scripts/bench_train.py --archs sngan_cnn --norms sn --experiments --options $(ACCELERATIONS) \
 		--output 'benchmarks/accelerations_{device}.json'
+
+# the first contact with a GPU (scripts/gpu_check.py, issue 31): so far the environment it measures with (torch, CUDA,
+# cuDNN, the GPU, the driver, the commit) into benchmarks/gpu_check_cuda.json; without CUDA, one sentence
+gpu-check: $(STAMP)
+	$(PY) scripts/gpu_check.py
 
 # the suite without the tests marked slow (see the marker in pyproject.toml); CI runs `make test`
 test-quick: $(STAMP)
