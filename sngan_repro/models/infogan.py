@@ -31,10 +31,6 @@ def _quarter(image_size: int) -> int:
     return image_size // 4
 
 
-def _down(c_in: int, c_out: int, init: str) -> nn.Conv2d:
-    return initialize(nn.Conv2d(c_in, c_out, 4, 2, 1), init)
-
-
 def _up(c_in: int, c_out: int, init: str) -> nn.ConvTranspose2d:
     return initialize(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), init)
 
@@ -46,12 +42,12 @@ class Generator(nn.Module):
     def __init__(self, image_size: int, channels: int, latent_dim: int = 62, width: float = 1.0,
                  head: nn.Module | None = None, widths=(1024, 128, 64), init: str = "normal_0.02"):
         super().__init__()
-        self.base = _quarter(image_size)
+        base = _quarter(image_size)
         dense, first_map, second_map = scale_widths(widths, width)
         self.project = nn.Sequential(
             initialize(nn.Linear(latent_dim, dense), init), nn.BatchNorm1d(dense), nn.ReLU(),
-            initialize(nn.Linear(dense, first_map * self.base**2), init), nn.BatchNorm1d(first_map * self.base**2),
-            nn.ReLU(), nn.Unflatten(1, (first_map, self.base, self.base)))
+            initialize(nn.Linear(dense, first_map * base**2), init), nn.BatchNorm1d(first_map * base**2),
+            nn.ReLU(), nn.Unflatten(1, (first_map, base, base)))
         self.body = nn.Sequential(_up(first_map, second_map, init), nn.BatchNorm2d(second_map), nn.ReLU(),
                                   _up(second_map, channels, init), head or OutputHead("tanh", channels))
 
@@ -108,9 +104,9 @@ class AutoencoderDiscriminator(AutoencoderCritic):
         super().__init__(method, power, norm)
         half = _quarter(image_size) * 2
         (hidden,) = scale_widths([hidden], width)
-        self.encoder = nn.Sequential(_down(channels, hidden, init), nn.ReLU(), nn.Flatten(),
+        self.encoder = nn.Sequential(initialize(nn.Conv2d(channels, hidden, 4, 2, 1), init), nn.ReLU(), nn.Flatten(),
                                      initialize(nn.Linear(hidden * half**2, code), init))
-        decoder_dense = initialize(nn.Linear(code, hidden * half**2), init)
         self.decoder = nn.Sequential(
-            decoder_dense, *([nn.BatchNorm1d(hidden * half**2), nn.ReLU()] if decoder_norm else []),
+            initialize(nn.Linear(code, hidden * half**2), init),
+            *([nn.BatchNorm1d(hidden * half**2), nn.ReLU()] if decoder_norm else []),
             nn.Unflatten(1, (hidden, half, half)), _up(hidden, channels, init))
