@@ -8,6 +8,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from conftest import tiny_run_overrides
+from helpers.host_sync import HostTransferCounter
+from helpers.invariants import LOSS_TOLERANCES, assert_same_losses
 from PIL import Image
 from torch import nn
 
@@ -20,46 +22,10 @@ from sngan_repro.nn.spectra import san_constant
 from sngan_repro.precision import PerNetworkLossScaling
 from sngan_repro.train import run
 
-# What moves a value from the device to the host, and so waits for the device's queued work.
-_HOST_TRANSFERS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
-
-
-class _HostTransferCounter(pl.Callback):
-    """Records the host transfers made inside the training steps that do not log (a generator update logs when its
-    number is a multiple of train.log_every, and the last one), but those of the optimizers' step counts: PyTorch
-    keeps them on the host (unless ``capturable``), so reading one waits for nothing."""
-
-    def __init__(self, monkeypatch):
-        self.quiet_step, self.calls, self.optimizers, self.quiet_batches = False, [], [], 0
-        for name in _HOST_TRANSFERS:
-            monkeypatch.setattr(torch.Tensor, name, self._counted(name, getattr(torch.Tensor, name)))
-        monkeypatch.setattr(torch.cuda, "synchronize", self._counted("torch.cuda.synchronize", torch.cuda.synchronize))
-
-    def _is_step_count(self, value) -> bool:
-        return any(state.get("step") is value for optimizer in self.optimizers for state in optimizer.state.values())
-
-    def _counted(self, name, original):
-        def counted(*args, **kwargs):
-            if self.quiet_step and not (args and self._is_step_count(args[0])):
-                self.calls.append((self.g_step, name))
-            return original(*args, **kwargs)
-        return counted
-
-    def on_train_start(self, trainer, module) -> None:
-        self.optimizers = trainer.optimizers
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        self.g_step, train = module.g_step, module.cfg.train
-        self.quiet_step = (self.g_step + 1) % train.log_every != 0 and self.g_step + 1 != train.steps
-        self.quiet_batches += self.quiet_step
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.quiet_step = False
-
 
 @pytest.mark.parametrize("norm", ["sn", "san", "gp"])
 def test_no_host_transfer_in_training_steps_that_do_not_log(tiny_cfg, monkeypatch, norm):
-    counter = _HostTransferCounter(monkeypatch)
+    counter = HostTransferCounter(monkeypatch)
     counter.quiet_step, counter.g_step = True, -1
     torch.ones(()).item()  # the counter sees a transfer
     assert counter.calls == [(-1, "item")]
@@ -146,11 +112,6 @@ def float32_run(tmp_path_factory):
     return module.last_metrics, {name: value.clone() for name, value in module.state_dict().items()}
 
 
-def _assert_same_losses(metrics: dict, reference: dict, rel: float) -> None:
-    for name in ("loss/d", "loss/g", "d_out/real", "d_out/fake"):
-        assert metrics[name] == pytest.approx(reference[name], rel=rel, abs=rel), name
-
-
 @pytest.mark.parametrize("autocast_dtype", [torch.bfloat16, torch.float16])
 def test_normalizing_constants_are_computed_in_float32_under_autocast(autocast_dtype):
     torch.manual_seed(0)
@@ -170,7 +131,7 @@ def test_normalizing_constants_are_computed_in_float32_under_autocast(autocast_d
 @pytest.mark.slow
 def test_bf16_mixed_trains_close_to_float32(tmp_path, float32_run):
     module = _accelerated_run(tmp_path, "trainer.precision=bf16-mixed")
-    _assert_same_losses(module.last_metrics, float32_run[0], rel=2e-2)  # bfloat16 keeps ~3 significant digits
+    assert_same_losses(module.last_metrics, float32_run[0], LOSS_TOLERANCES["trainer.precision=bf16-mixed"])
 
 
 @pytest.mark.slow
@@ -178,7 +139,7 @@ def test_channels_last_trains_as_the_default_layout(tmp_path, float32_run):
     module = _accelerated_run(tmp_path, "train.channels_last=true")
     convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
     assert all(conv.weight.is_contiguous(memory_format=torch.channels_last) for conv in convs)
-    _assert_same_losses(module.last_metrics, float32_run[0], rel=1e-4)
+    assert_same_losses(module.last_metrics, float32_run[0], LOSS_TOLERANCES["train.channels_last=true"])
 
 
 # train.compile=true trains as the eager run does: tests/test_combinations.py
@@ -230,7 +191,7 @@ def test_float16_mixed_trains_close_to_float32(tmp_path, float32_run):
     # the first critic update overflows at the initial loss scale 2^16 and is skipped (the scale halves): one update
     # behind the float32 run, hence the wider tolerance
     assert module.trainer.precision_plugin.scalers["discriminator"].get_scale() == 2.0**15
-    _assert_same_losses(module.last_metrics, float32_run[0], rel=5e-2)
+    assert_same_losses(module.last_metrics, float32_run[0], LOSS_TOLERANCES["trainer.precision=16-mixed"])
 
 
 @pytest.mark.slow

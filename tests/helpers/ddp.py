@@ -66,3 +66,14 @@ class UpdateRecorder(pl.Callback):
 
 def recorder_override(directory: Path) -> str:
     return f"+callbacks.recorder={{_target_: helpers.ddp.UpdateRecorder, directory: {json.dumps(str(directory))}}}"
+
+
+def assert_ranks_equal(rank0: list[dict], rank1: list[dict]) -> None:
+    """Two ranks' ``UpdateRecorder`` states: after every update, the same step counts and bit-identical weights and
+    buffers (gradients all-reduced, batch statistics synchronized, the same noise and the same normalization state)."""
+    assert len(rank0) == len(rank1) > 0, (len(rank0), len(rank1))
+    for state0, state1 in zip(rank0, rank1):
+        assert (state0["d_step"], state0["g_step"]) == (state1["d_step"], state1["g_step"])
+        assert state0["state"].keys() == state1["state"].keys()
+        for name, value in state0["state"].items():
+            assert torch.equal(value, state1["state"][name]), f"ranks differ in {name} after update {state0['d_step']}"
