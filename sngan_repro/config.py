@@ -221,6 +221,8 @@ def validate(cfg: DictConfig) -> None:
     check_given(cfg)
     _check_added_keys(cfg)
     _require(_is_integer(cfg.seed, 0), f"seed={cfg.seed!r} must be a non-negative integer.")
+    _require(_is_integer(cfg.runs_per_gpu, 1), f"runs_per_gpu={cfg.runs_per_gpu!r} must be a positive integer (the "
+                                               f"runs a local sweep places on one GPU at a time).")
     train, optim, arch = cfg.train, cfg.optim, cfg.arch
     _require(_is_integer(train.steps, 1), f"train.steps={train.steps} must be a positive number of generator updates.")
     for key in ("batch_size", "g_batch_size", "log_every", "sample_every", "num_samples"):

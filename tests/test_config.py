@@ -133,6 +133,7 @@ def test_authors_code_variant_of_standard_cnn():
     "override,fragment",
     [("train.steps=0", "train.steps=0 must be a positive"),
      ("optim.n_dis=0", "optim.n_dis=0 must be an integer >= 1"),
+     ("runs_per_gpu=0", "runs_per_gpu=0 must be a positive integer (the runs a local sweep places on one GPU"),
      ("optim.lr_decay=cosine", "optim.lr_decay='cosine' is not one of constant, linear"),
      ("arch.latent_distribution=cauchy", "arch.latent_distribution='cauchy' is not one of normal, uniform"),
      ("optim.lr_d=-1", "optim.lr_d=-1 must be positive")],

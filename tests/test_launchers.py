@@ -4,6 +4,7 @@ shell submitit runs them in; a local sweep runs through the real command line.""
 
 import fcntl
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,11 +78,12 @@ def test_slurm_launcher_writes_one_task_per_gpu_into_its_sbatch_script(tmp_path,
     assert "\nsrun --unbuffered " in script and "-m submitit.core._submit" in script
 
 
-def _local_setup(env=None) -> list[str]:
+def _local_setup(env=None, *overrides: str) -> list[str]:
     with pytest.MonkeyPatch.context() as patch:
         for key, value in (env or {}).items():
             patch.setenv(key, value)
-        launcher = OmegaConf.to_container(compose_with_hydra(["hydra/launcher=local"]).hydra.launcher, resolve=True)
+        launcher = OmegaConf.to_container(compose_with_hydra(["hydra/launcher=local", *overrides]).hydra.launcher,
+                                          resolve=True)
     assert launcher["_target_"] == f"{SUBMITIT}.LocalLauncher"
     return launcher["setup"]
 
@@ -112,6 +114,31 @@ def test_local_setup_hides_slurm_and_gives_each_job_a_free_gpu(tmp_path):
             fcntl.flock(also_held, fcntl.LOCK_EX)
             with pytest.raises(subprocess.TimeoutExpired):
                 _run_setup(setup, env, timeout=3)
+
+
+def test_runs_per_gpu_places_that_many_jobs_on_each_gpu_before_any_waits(tmp_path):
+    """runs_per_gpu=2 with GPUs 3 and 5: the first jobs spread over the GPUs (slot 1 of each), the next two take
+    their second slots, a fifth waits; a value that is not a positive integer stops the job in one sentence."""
+    setup = _local_setup({"CUDA_VISIBLE_DEVICES": "3,5"}, "runs_per_gpu=2")
+    env = {"PATH": os.environ["PATH"], "SNGAN_REPRO_GPU_LOCKS": str(tmp_path)}
+    held, placed = [], []
+    try:
+        for _ in range(4):  # each placed job's lock is then held, as its running controller would hold it
+            result = _run_setup(setup, env, timeout=30)
+            assert result.returncode == 0, result.stderr
+            placed.append(re.search(r"runs on GPU (\d) \(slot (\d) of 2\)", result.stderr).groups())
+            gpu, slot = placed[-1]
+            held.append(open(tmp_path / (gpu if slot == "1" else f"{gpu}.{int(slot) - 1}"), "a"))
+            fcntl.flock(held[-1], fcntl.LOCK_EX)
+        assert placed == [("3", "1"), ("5", "1"), ("3", "2"), ("5", "2")]
+        with pytest.raises(subprocess.TimeoutExpired):  # every slot of every GPU busy: the job waits
+            _run_setup(setup, env, timeout=3)
+    finally:
+        for lock in held:
+            lock.close()
+    refused = _run_setup(_local_setup({"CUDA_VISIBLE_DEVICES": "3"}, "runs_per_gpu=0"), env, timeout=30)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "sngan_repro: runs_per_gpu=0 must be a positive integer"
 
 
 def test_local_setup_without_gpus_leaves_the_jobs_alone(tmp_path):
