@@ -55,11 +55,18 @@ class Ranks:
     batch as one process does (DDP's gradient average undoes the sum the gather's backward makes over the ranks'
     identical terms). In one process both return their input."""
 
-    def __init__(self, rank: int = 0, world_size: int = 1, strategy=None):
-        self.rank, self.world_size, self.strategy = rank, world_size, strategy
+    def __init__(self, rank: int = 0, world_size: int = 1):
+        self.rank, self.world_size = rank, world_size
 
     def mean(self, values: torch.Tensor) -> torch.Tensor:
-        return self.strategy.reduce(values, reduce_op="mean") if self.world_size > 1 else values
+        if self.world_size == 1:
+            return values
+        # the all-reduce alone: Lightning's strategy.reduce puts a barrier before it, and an NCCL barrier waits on the
+        # host for the device's queued work (BEGAN's k_t takes this mean at every generator update); a sum, which
+        # every backend has (gloo has no average), divided here alike on every rank
+        total = values.detach().clone()
+        dist.all_reduce(total)
+        return total / self.world_size
 
     def gather(self, rows: torch.Tensor) -> torch.Tensor:
         return torch.cat(all_gather(rows)) if self.world_size > 1 else rows
@@ -119,7 +126,8 @@ class SyncBatchNorm(_BatchNorm):
     @torch.no_grad()
     def _update_running_statistics(self, mean: torch.Tensor, unbiased_variance: torch.Tensor) -> None:
         self.num_batches_tracked.add_(1)
-        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        # a cumulative average without momentum: 1 / count, computed on the device (no host transfer)
+        factor = self.num_batches_tracked.to(mean.dtype).reciprocal() if self.momentum is None else self.momentum
         self.running_mean.lerp_(mean, factor)
         self.running_var.lerp_(unbiased_variance, factor)
 
@@ -135,8 +143,13 @@ def convert_batchnorm_(network: nn.Module) -> nn.Module:
             if tensors:  # on the child's device, in its floating type (e.g. trainer.precision=64-true)
                 like = next(iter(tensors.values()))
                 synced.to(device=like.device, dtype=like.dtype).load_state_dict(tensors)
-            if child.affine:  # the very parameters, so that nothing holding them (e.g. an optimizer) goes stale
-                synced.weight, synced.bias = child.weight, child.bias
+            for affine in ("weight", "bias") if child.affine else ():
+                value = getattr(child, affine)
+                if isinstance(value, nn.Parameter):  # the very parameter: nothing holding it (an optimizer) goes stale
+                    setattr(synced, affine, value)
+                else:  # a frozen head's gain and shift (arch.head_frozen): buffers, as in the layer replaced
+                    delattr(synced, affine)
+                    synced.register_buffer(affine, value)
             setattr(network, name, synced.train(child.training))
         else:
             convert_batchnorm_(child)

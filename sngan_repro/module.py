@@ -96,7 +96,7 @@ class GAN(pl.LightningModule):
         """This process among the ranks, and the collectives over them (one process without a Trainer)."""
         if self._trainer is None:
             return Ranks()
-        return Ranks(self.global_rank, self.world_size, self.trainer.strategy)
+        return Ranks(self.global_rank, self.world_size)
 
     def _checkpoint_folders(self) -> list[str]:
         return checkpoint_folders(self.trainer)

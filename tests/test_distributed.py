@@ -46,7 +46,9 @@ def _run(tmp_path, name: str, *extra: str) -> list[dict]:
 # EBGAN: the pulling-away term is over pairs of the global batch's generated images, across ranks
 METHODS = {"sn": ["norm=sn"], "san": ["norm=san"], "bn": ["norm=bn"], "gp": ["norm=gp"],
            "began": ["arch=began", "loss=began", "norm=none", "loss.gamma=2.0", "loss.lambda_k=0.05"],
-           "ebgan": ["arch=ebgan", "loss=ebgan", "norm=none", "loss.pulling_away=10.0"]}
+           "ebgan": ["arch=ebgan", "loss=ebgan", "norm=none", "loss.pulling_away=10.0"],
+           # Xiang & Li's frozen BN+clip head: its gain and shift are buffers, kept as buffers in SyncBatchNorm
+           "frozen_head": ["norm=sn", "arch.head=bn_clip", "arch.head_frozen=true"]}
 
 
 @pytest.mark.slow

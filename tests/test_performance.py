@@ -35,6 +35,18 @@ def test_no_host_transfer_in_training_steps_that_do_not_log(tiny_cfg, monkeypatc
     assert counter.quiet_batches >= 9 and counter.calls == []
 
 
+def test_no_host_transfer_between_logging_steps_once_a_metric_was_measured(tiny_cfg, monkeypatch):
+    """The progress bar shows the last measured metric at every step: from the floats the metric computed, not
+    from Lightning's copy on the device (reading that waits for the device's queued work)."""
+    counter = HostTransferCounter(monkeypatch)
+    metrics = ["metrics=digits", "metrics.measures.digits.every=5", "metrics.measures.digits.kid=null",
+               "metrics.measures.digits.precision_recall=null", "metrics.measures.digits.inception_score.samples=100",
+               "metrics.measures.digits.fid={samples: 100, real: 100}", "trainer.enable_progress_bar=true"]
+    module = run(tiny_cfg("norm=sn", "logger=none", *metrics, steps=12), callbacks=[counter])
+    assert module.g_step == 12 and counter.quiet_batches == 9 and counter.calls == []
+    assert "digits_fid/100_vs_train100" in module.trainer.callback_metrics  # measured at steps 5 and 10
+
+
 class _FailingLibraryLoads(pl.Callback):
     """Counts the shared libraries that training steps try and fail to load (ctypes.CDLL raising OSError)."""
 

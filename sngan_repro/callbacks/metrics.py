@@ -19,9 +19,10 @@ from .schedule import GeneratorStepCallback
 def last_quality_values(trainer, with_std: bool = True) -> dict[str, float]:
     """The last logged value of every quality metric of ``trainer``'s metrics callbacks, by its protocol's name
     (e.g. digits_fid/2k_vs_train1797); ``with_std=False`` leaves the spreads over splits out."""
-    names = [name for callback in trainer.callbacks if isinstance(callback, MetricsCallback)
-             for name in callback.logged_names() if with_std or not name.endswith("_std")]
-    return {name: float(trainer.callback_metrics[name]) for name in names if name in trainer.callback_metrics}
+    # kept as the floats the metrics computed: the copies Lightning keeps in callback_metrics are tensors on the
+    # device, and reading one (the progress bar does at every step) would wait for the device's queued work
+    return {name: value for callback in trainer.callbacks if isinstance(callback, MetricsCallback)
+            for name, value in callback.last_values.items() if with_std or not name.endswith("_std")}
 
 
 class MetricsCallback(GeneratorStepCallback):
@@ -34,6 +35,7 @@ class MetricsCallback(GeneratorStepCallback):
         super().__init__(steps)
         self.metrics = {key: metric for key, metric in instantiate_measures(measures).items() if metric.every}
         self.dataset, self.required = dict(dataset), required
+        self.last_values: dict[str, float] = {}  # of this run's last measurement of each metric
 
     def logged_names(self) -> dict[str, int]:
         return {name: metric.every for metric in self.metrics.values() for name in metric.names()}
@@ -73,6 +75,7 @@ class MetricsCallback(GeneratorStepCallback):
 
     def measure(self, trainer, pl_module, metric: Metric, monitorable: bool) -> None:
         values = metric.compute(pl_module)
+        self.last_values |= values
         self.log_scalars(trainer, pl_module, values, monitorable)
         if trainer.is_global_zero:
             for tag, image in metric.images().items():

@@ -47,6 +47,22 @@ def run_processes(tmp_path: Path, overrides: list[str], folder: Path, timeout: f
     assert process.returncode == 0, stderr[-4000:]
 
 
+def _copied(value):
+    """A state entry as it is now: tensors cloned, a module's extra state (a dict, e.g. SAN's pending refresh) too."""
+    if torch.is_tensor(value):
+        return value.detach().clone()
+    return {key: _copied(item) for key, item in value.items()} if isinstance(value, dict) else value
+
+
+def _identical(first, second) -> bool:
+    if torch.is_tensor(first):
+        return torch.is_tensor(second) and torch.equal(first, second)
+    if isinstance(first, dict):
+        return isinstance(second, dict) and first.keys() == second.keys() and all(
+            _identical(first[key], second[key]) for key in first)
+    return first == second
+
+
 class UpdateRecorder(pl.Callback):
     """The module's state (weights and buffers: SN's u, SAN's state, BN statistics) after every training step, i.e.
     after every critic update and the generator update that may follow it, saved per rank to
@@ -56,7 +72,7 @@ class UpdateRecorder(pl.Callback):
         self.directory, self.states = Path(directory), []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        state = {name: value.detach().clone() for name, value in pl_module.state_dict().items()}
+        state = {name: _copied(value) for name, value in pl_module.state_dict().items()}
         self.states.append({"d_step": pl_module.d_step, "g_step": pl_module.g_step, "state": state})
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -76,4 +92,4 @@ def assert_ranks_equal(rank0: list[dict], rank1: list[dict]) -> None:
         assert (state0["d_step"], state0["g_step"]) == (state1["d_step"], state1["g_step"])
         assert state0["state"].keys() == state1["state"].keys()
         for name, value in state0["state"].items():
-            assert torch.equal(value, state1["state"][name]), f"ranks differ in {name} after update {state0['d_step']}"
+            assert _identical(value, state1["state"][name]), f"ranks differ in {name} after update {state0['d_step']}"

@@ -97,7 +97,8 @@ def _check_ortho(module, initial):
     for stored in initial["stored"]:  # the initial stored weights: orthonormal operators
         matrix = stored.double().flatten(1)
         gram = matrix @ matrix.T if matrix.shape[0] <= matrix.shape[1] else matrix.T @ matrix
-        torch.testing.assert_close(gram, torch.eye(gram.shape[0], dtype=torch.float64), atol=1e-5, rtol=0)
+        torch.testing.assert_close(gram, torch.eye(gram.shape[0], dtype=torch.float64, device=gram.device),
+                                   atol=1e-5, rtol=0)
 
 
 def _check_none(module, initial):
@@ -132,7 +133,7 @@ class RecordStart(pl.Callback):
         critic.eval()
         with torch.no_grad():  # forward, not __call__: eagerly, also under train.compile (no eval-mode graph built)
             critic.forward(torch.zeros(1, module.cfg.dataset.channels, module.cfg.dataset.image_size,
-                                       module.cfg.dataset.image_size))
+                                       module.cfg.dataset.image_size, device=module.device))
         critic.train()
         for hook in hooks:
             hook.remove()
