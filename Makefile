@@ -42,8 +42,9 @@ bench: $(STAMP)
 	$(PY) scripts/bench_train.py --archs sngan_cnn --norms sn --experiments --options $(ACCELERATIONS) \
 		--output 'benchmarks/accelerations_{device}.json'
 
-# the first contact with a GPU (scripts/gpu_check.py, issue 31): so far the environment it measures with (torch, CUDA,
-# cuDNN, the GPU, the driver, the commit) into benchmarks/gpu_check_cuda.json; without CUDA, one sentence
+# the first minutes on a GPU (scripts/gpu_check.py; docs/performance.md): every family x normalization and each
+# acceleration checked on the device, the speed ratios against their targets, two ranks, runs per hour per
+# runs_per_gpu; benchmarks/gpu_check_cuda.json and a table; without CUDA, one sentence
 gpu-check: $(STAMP)
 	$(PY) scripts/gpu_check.py
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,60 +196,105 @@ def _failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"
 
 
-def checked_run(overrides: list[str], norm: str) -> tuple[dict, object]:
-    """Train ``overrides`` and check ``norm``'s invariant: (a row with its status, the trained module or None)."""
-    started = time.perf_counter()
+class FirstUpdate(pl.Callback):
+    """The scalars logged at the first generator update: the critic's loss and outputs computed from the initial
+    weights, the generator's loss after one critic update, before the runs of two precisions can drift apart."""
+
+    def __init__(self):
+        self.metrics: dict[str, float] = {}
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if not self.metrics and module.generator_stepped:
+            self.metrics = dict(module.last_metrics)
+
+
+def checked_run(overrides: list[str], norm: str) -> tuple[dict, object, dict]:
+    """Train ``overrides`` and check ``norm``'s invariant: (a row with its status, the trained module or None, the
+    first update's scalars)."""
+    started, first = time.perf_counter(), FirstUpdate()
     try:
         cfg = compose(overrides)
-        module, initial = run_recording_start(cfg)
-        assert module.g_step == 3 and all(math.isfinite(v) for v in module.last_metrics.values()), module.last_metrics
+        module, initial = run_recording_start(cfg, callbacks=[first])
+        # under 16-mixed an update whose float16 gradients overflow has infinite gradient norms by design: the loss
+        # scaler skips it and halves the scale (trainer.precision in docs/performance.md); everything else is finite
+        skipped_updates = cfg.trainer.precision == "16-mixed"
+        finite = {name: value for name, value in module.last_metrics.items()
+                  if not (skipped_updates and name.startswith("grad_norm/"))}
+        assert module.g_step == 3 and set(COMPARED) <= set(finite), module.last_metrics  # three updates, logged
+        assert all(math.isfinite(value) for value in finite.values()), module.last_metrics
         CHECKS[norm](module, initial)
     except ConfigError as refusal:  # the config refuses this combination: a sentence, not a failure
-        return {"status": "refused", "detail": str(refusal), "seconds": time.perf_counter() - started}, None
+        return {"status": "refused", "detail": str(refusal), "seconds": time.perf_counter() - started}, None, {}
     except Exception as error:  # noqa: BLE001 (every failure is a finding of the check, recorded, not raised)
-        return {"status": "failed", "detail": _failure(error), "seconds": time.perf_counter() - started}, None
-    return {"status": "passed", "detail": "", "seconds": time.perf_counter() - started}, module
+        return {"status": "failed", "detail": _failure(error), "seconds": time.perf_counter() - started}, None, {}
+    return {"status": "passed", "detail": "", "seconds": time.perf_counter() - started}, module, first.metrics
 
 
 def check_combinations(sizes: Sizes, device: torch.device, folder: Path) -> tuple[list[dict], dict]:
-    """Every family x norm: its row, and the float32 losses of each passed one (the accelerations' reference)."""
+    """Every family x norm: its row, and the float32 losses (first and last update) of each passed one, the
+    accelerations' reference."""
     rows, losses = [], {}
     for family in sizes.families:
         for norm in sizes.norms:
-            row, module = checked_run(family_overrides(family, norm, folder / f"{family}-{norm}", sizes, device), norm)
+            row, module, first = checked_run(family_overrides(family, norm, folder / f"{family}-{norm}", sizes,
+                                                              device), norm)
             rows.append({"family": family, "norm": norm, **row})
             if module is not None:
-                losses[family, norm] = {name: module.last_metrics[name] for name in COMPARED}
+                losses[family, norm] = _compared(first, module)
             say(f"  {family:>22s} x {norm:<22s} {row['status']:>8s} {row['seconds']:6.1f} s  {row['detail'][:90]}")
     return rows, losses
 
 
+def _compared(first: dict, module) -> dict:
+    return {"first": {name: first[name] for name in COMPARED},
+            "last": {name: module.last_metrics[name] for name in COMPARED}}
+
+
+def _relative_difference(values: dict, reference: dict) -> float:
+    return max(abs(values[name] - reference[name]) / max(abs(reference[name]), 1.0) for name in COMPARED)
+
+
+def skipped_updates(module) -> dict[str, int]:
+    """Under 16-mixed, the updates each network's loss scaler skipped (each halves the scale from 2^16)."""
+    scalers = getattr(module.trainer.precision_plugin, "scalers", {})
+    return {network: round(math.log2(2.0**16 / scaler.get_scale())) for network, scaler in scalers.items()}
+
+
 def check_accelerations(sizes: Sizes, device: torch.device, folder: Path, float32: dict) -> list[dict]:
-    """Each option on each (family, norm): the invariant, and the float32 run's losses within the CPU tests'
-    tolerance (the largest relative difference is recorded either way)."""
+    """Each option on each (family, norm): the invariant, and the float32 run's losses and critic outputs within the
+    CPU tests' tolerance, at the first update (the arithmetic alone) and at the last (the updates too). 16-mixed's
+    last update is compared only when its loss scaler skipped no update after the first (as in the CPU test): the
+    updates whose float16 gradients overflow are skipped, and its run falls as many updates behind."""
     rows = []
     for option, family, norm in sizes.accelerated:
         name = f"{option.split('=')[0].split('.')[-1]}-{option.split('=')[1]}-{family}-{norm}"
         if (family, norm) not in float32:
-            _, module = checked_run(family_overrides(family, norm, folder / f"float32-{family}-{norm}", sizes, device),
-                                    norm)
-            float32[family, norm] = {key: module.last_metrics[key] for key in COMPARED} if module else None
-        row, module = checked_run([*family_overrides(family, norm, folder / name, sizes, device), option], norm)
+            _, module, first = checked_run(family_overrides(family, norm, folder / f"float32-{family}-{norm}", sizes,
+                                                            device), norm)
+            float32[family, norm] = _compared(first, module) if module else None
+        row, module, first = checked_run([*family_overrides(family, norm, folder / name, sizes, device), option],
+                                         norm)
         reference, tolerance = float32[family, norm], LOSS_TOLERANCES[option]
-        difference = None
+        differences, skipped = {}, {}
         if module is not None and reference is not None:
-            difference = max(abs(module.last_metrics[key] - reference[key]) / max(abs(reference[key]), 1.0)
-                             for key in COMPARED)
+            ours = _compared(first, module)
+            differences = {when: _relative_difference(ours[when], reference[when]) for when in ("first", "last")}
+            skipped = skipped_updates(module)
+            compared = ("first", "last") if max(skipped.values(), default=0) <= 1 else ("first",)
             try:
-                assert_same_losses(module.last_metrics, reference, tolerance)
+                for when in compared:
+                    assert_same_losses(ours[when], reference[when], tolerance)
             except AssertionError as error:
-                row |= {"status": "failed", "detail": f"losses differ from float32's beyond {tolerance}: {error}"}
+                row |= {"status": "failed", "detail": f"the {when} update's losses differ from float32's beyond "
+                                                      f"{tolerance}: {error}"}
         elif row["status"] == "passed":
             row |= {"status": "failed", "detail": "the float32 run of this combination failed"}
         rows.append({"option": option, "family": family, "norm": norm, "tolerance": tolerance,
-                     "largest_relative_loss_difference": difference, **row})
+                     "relative_loss_difference": differences, "skipped_updates": skipped, **row})
+        shown = ", ".join(f"{when} {value:.1e}" for when, value in differences.items())
         say(f"  {option:>30s} {family:>12s} x {norm:<22s} {row['status']:>8s} "
-            f"{'' if difference is None else f'loss difference {difference:.1e}'}  {row['detail'][:80]}")
+            f"{f'loss difference {shown}' if shown else ''}"
+            f"{f' (skipped {skipped})' if any(skipped.values()) else ''}  {row['detail'][:80]}")
     return rows
 
 
@@ -257,7 +303,10 @@ def check_scores(sizes: Sizes, device: torch.device, folder: Path) -> dict:
     Inception, relative difference <= 1e-4; and the checkpoint's own evaluation (its generator on the device)."""
     folder.mkdir(parents=True, exist_ok=True)
     weights = write_random_weights(folder / "weights-inception-random.pth")
-    run(compose([*combination_overrides("standard_cnn", "sn", folder / "run"), "dataset.image_size=32"]))
+    # at full width: the slim generator of the combinations draws near-identical images (IS 1.0000 on any device);
+    # three updates in, these still differ little (IS ~1.001), so FID carries most of the comparison
+    run(compose([*combination_overrides("standard_cnn", "sn", folder / "run"), "dataset.image_size=32",
+                 "arch.width=1.0"]))
     checkpoint = str(folder / "run" / "checkpoints" / "last.ckpt")
     images = sample(checkpoint, sizes.score_samples, output=str(folder / "samples.npz"), device="cpu")["output"]
     n = sizes.score_samples
@@ -386,7 +435,10 @@ def visible_gpu(device: torch.device):
     """Child processes see only ``device`` (none for the CPU), and take GPU locks of their own folder."""
     saved = {key: os.environ.get(key) for key in ("CUDA_VISIBLE_DEVICES", "SNGAN_REPRO_GPU_LOCKS")}
     with tempfile.TemporaryDirectory() as locks:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(device.index or 0) if device.type == "cuda" else ""
+        # torch's index counts the GPUs this process sees: through CUDA_VISIBLE_DEVICES when it is set
+        seen = [gpu for gpu in (saved["CUDA_VISIBLE_DEVICES"] or "").split(",") if gpu.strip()]
+        index = device.index or 0
+        os.environ["CUDA_VISIBLE_DEVICES"] = ((seen[index] if seen else str(index)) if device.type == "cuda" else "")
         os.environ["SNGAN_REPRO_GPU_LOCKS"] = locks
         try:
             yield

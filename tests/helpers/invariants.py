@@ -140,10 +140,10 @@ class RecordStart(pl.Callback):
         self.state["conv_inputs"] = sizes  # convolutions pad inside their forward: these are unpadded sizes
 
 
-def run_recording_start(cfg):
-    """The trained module and what its critic looked like before the first update (``_RecordStart``)."""
+def run_recording_start(cfg, callbacks=()):
+    """The trained module and what its critic looked like before the first update (``RecordStart``)."""
     record = RecordStart()
-    return run(cfg, callbacks=[record]), record.state
+    return run(cfg, callbacks=[record, *callbacks]), record.state
 
 
 # the relative (and absolute) tolerance of the losses and mean critic outputs of a run with each option against the
