@@ -33,7 +33,7 @@ def write_random_weights(path, seed: int = 0) -> str:
     return str(path)
 
 
-def _spread_logits(network: nn.Module, generator: torch.Generator, images: int = 32) -> None:
+def _spread_logits(network: nn.Module, generator: torch.Generator, images: int = 8) -> None:
     """Redraw the class layer orthogonal to the pool features' mean over random images (the features share a large
     positive mean, which would give every image the same class distribution), scaled so that each logit's spread
     over those images is 2: the IS of different images then differs from 1 and from each other's."""
