@@ -44,11 +44,11 @@ def _run(tmp_path, name: str, *extra: str) -> list[dict]:
 
 # BEGAN: k_t (a buffer of the loss) is moved by the global batch's mean energies, so both ranks keep the one value;
 # EBGAN: the pulling-away term is over pairs of the global batch's generated images, across ranks
-METHODS = {"sn": ["norm=sn"], "san": ["norm=san"], "bn": ["norm=bn"], "gp": ["norm=gp"],
+# SN with Xiang & Li's frozen BN+clip generator head: its gain and shift are buffers, kept as buffers in SyncBatchNorm
+METHODS = {"sn": ["norm=sn", "arch.head=bn_clip", "arch.head_frozen=true"], "san": ["norm=san"], "bn": ["norm=bn"],
+           "gp": ["norm=gp"],
            "began": ["arch=began", "loss=began", "norm=none", "loss.gamma=2.0", "loss.lambda_k=0.05"],
-           "ebgan": ["arch=ebgan", "loss=ebgan", "norm=none", "loss.pulling_away=10.0"],
-           # Xiang & Li's frozen BN+clip head: its gain and shift are buffers, kept as buffers in SyncBatchNorm
-           "frozen_head": ["norm=sn", "arch.head=bn_clip", "arch.head_frozen=true"]}
+           "ebgan": ["arch=ebgan", "loss=ebgan", "norm=none", "loss.pulling_away=10.0"]}
 
 
 @pytest.mark.slow

@@ -105,7 +105,7 @@ def test_the_cpu_smoke_run_goes_through_every_section_and_measures_every_field(t
 
     assert written["two_processes"]["status"] == "passed"  # two gloo processes on the CPU, ranks bit-identical
     packing = written["packing"]
-    assert packing["status"] == "passed" and set(packing["runs_per_hour"]) == {"1"} and packing["runs"] == 2
+    assert packing["status"] == "passed" and set(packing["runs_per_hour"]) == {"1"} and packing["runs"] == 1
     assert packing["best_runs_per_gpu"] == 1 and packing["runs_per_hour"]["1"] > 0
     assert set(written["seconds"]) == {"correctness", "speed", "two_processes", "packing"}
 
