@@ -55,7 +55,7 @@ for support in (ROOT / "tests", ROOT / "scripts"):  # the test suite's helpers a
 
 import bench_norms  # noqa: E402
 import bench_train  # noqa: E402
-from helpers.combinations import AUTOENCODERS, FAMILIES, combination_overrides  # noqa: E402
+from helpers.combinations import AUTOENCODERS, FAMILIES, NORMS, combination_overrides  # noqa: E402
 from helpers.ddp import assert_ranks_equal, recorder_override, run_processes  # noqa: E402
 from helpers.host_sync import HostTransferCounter  # noqa: E402
 from helpers.inception import write_random_weights  # noqa: E402
@@ -73,7 +73,7 @@ from sngan_repro.train import run  # noqa: E402
 NO_CUDA = ("error: make gpu-check needs a CUDA GPU, and torch sees none (torch.cuda.is_available() is False); on a "
            "CPU, scripts/gpu_check.py --device cpu --smoke runs every check at tiny sizes.")
 SECTIONS = ("correctness", "speed", "two_processes", "packing")
-# what the output is read against (issue 31): per critic update relative to norm=none, ours relative to the plain
+# what the output is read against: per critic update relative to norm=none, ours relative to the plain
 # loop, bf16-mixed's speed-up over float32 on the ResNet, host synchronizations in steps that do not log
 TARGETS = {"critic_update_ratio_max": {"sn": 1.05, "san": 1.10}, "ours_over_plain_max": 1.02,
            "bf16_speedup_on_resnet_min": 1.5, "host_synchronizations_max": 0, "scores_relative_difference_max": 1e-4}
@@ -112,10 +112,8 @@ class Sizes:
     packing_steps: int
 
 
-ALL_NORMS = ("none", "sn", "san_projection", "san_reparametrization", "san_svd_dense", "wn", "bn", "ln", "clip", "gp",
-             "ortho")
 FULL = Sizes(
-    families=tuple(sorted(FAMILIES | AUTOENCODERS)), norms=ALL_NORMS, natural_image_sizes=True,
+    families=tuple(sorted(FAMILIES | AUTOENCODERS)), norms=tuple(NORMS), natural_image_sizes=True,
     accelerated=tuple((option, family, norm) for option in ACCELERATION_OPTIONS for family in ("standard_cnn", "resnet")
                       for norm in ("sn", "san_reparametrization")),
     score_samples=500, critic_batch=64, critic_rounds=7, critic_updates=3, critic_overrides=(), train_batch=64,
@@ -494,7 +492,9 @@ def verdict(value: float, limit: float, at_most: bool = True) -> str:
 def summary_lines(report: dict) -> list[str]:
     """The printed table: each check's outcome and each measure beside its target."""
     lines = ["(--smoke: tiny sizes; every line ran, the speed figures mean little)"] if report["smoke"] else []
-    checks = report.get("correctness")
+    stopped = {name for name in ("correctness", "speed") if report.get(name, {}).get("status") == "failed"}
+    lines += [f"{name:<24s} stopped: {report[name]['detail']}" for name in sorted(stopped)]
+    checks = report.get("correctness") if "correctness" not in stopped else None
     if checks:
         for name in ("combinations", "accelerations"):
             statuses = [row["status"] for row in checks[name]]
@@ -505,7 +505,7 @@ def summary_lines(report: dict) -> list[str]:
         scores = checks["scores"]
         lines.append(f"{'IS/FID device vs CPU':<24s} largest relative difference "
                      f"{scores['largest_relative_difference']:.1e} (target <= 1e-4): {scores['status']}")
-    measured = report.get("speed")
+    measured = report.get("speed") if "speed" not in stopped else None
     if measured:
         for name, limit in TARGETS["critic_update_ratio_max"].items():
             ratio = measured["critic_update"][name]["ratio"]
@@ -544,7 +544,7 @@ def summary_lines(report: dict) -> list[str]:
 def failed_checks(report: dict) -> bool:
     checks = report.get("correctness", {})
     rows = [*checks.get("combinations", []), *checks.get("accelerations", []), checks.get("scores", {}),
-            report.get("two_processes", {}), report.get("packing", {})]
+            *(report.get(name, {}) for name in SECTIONS)]  # a section's own status: it stopped, or its one check
     return any(row.get("status") == "failed" for row in rows)
 
 
@@ -583,10 +583,16 @@ def main(argv: list[str] | None = None) -> dict:
             started = time.perf_counter()
             folder = Path(work) / name
             folder.mkdir()
-            report[name] = sections[name](sizes, device, folder)
+            try:
+                report[name] = sections[name](sizes, device, folder)
+            except Exception as error:  # noqa: BLE001 (a section that breaks must not cost the others' results)
+                traceback.print_exc()  # into the log
+                report[name] = {"status": "failed", "detail": _failure(error)}
+                say(f"  the {name} section stopped: {report[name]['detail']} (traceback in {log})")
             seconds[name] = time.perf_counter() - started
+            # after every section: a GPU slot that ends early keeps what was measured
+            path.write_text(json.dumps(report | {"seconds": seconds}, indent=1) + "\n")
     report["seconds"] = seconds
-    path.write_text(json.dumps(report, indent=1) + "\n")
     print("\n" + "\n".join(summary_lines(report)))
     print(f"{sum(seconds.values()):.0f} s in all; written to {path}")
     if failed_checks(report):

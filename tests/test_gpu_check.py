@@ -132,6 +132,31 @@ def test_a_failed_check_is_recorded_with_its_reason_and_sets_the_exit_code(tmp_p
     assert not script.failed_checks({"correctness": {"combinations": [{**row, "status": "refused"}]}})
 
 
+def test_a_section_that_breaks_is_recorded_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    script = _script()
+
+    def broken(sizes, device, folder):
+        raise RuntimeError("NCCL error: unhandled system error")
+
+    def packed(sizes, device, folder):
+        return {"status": "passed", "detail": "", "runs": 1, "steps": 2, "runs_per_hour": {"1": 10.0},
+                "best_runs_per_gpu": 1}
+
+    monkeypatch.setattr(script, "two_processes", broken)
+    monkeypatch.setattr(script, "packing", packed)
+    with pytest.raises(SystemExit) as stopped:
+        script.main(["--device", "cpu", "--smoke", "--sections", "two_processes", "packing", "--output",
+                     str(tmp_path / "check_{device}.json")])
+    assert stopped.value.code == 1
+    written = json.loads((tmp_path / "check_cpu.json").read_text())
+    assert written["two_processes"] == {"status": "failed", "detail": "RuntimeError: NCCL error: unhandled system error"}
+    assert written["packing"]["status"] == "passed" and set(written["seconds"]) == {"two_processes", "packing"}
+    printed = capsys.readouterr().out
+    assert "the two_processes section stopped: RuntimeError: NCCL error" in printed
+    assert "two processes            failed RuntimeError: NCCL error: unhandled system error" in printed
+    assert "Traceback" in (tmp_path / "check_cpu.log").read_text()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
 def test_without_cuda_it_says_so_in_one_sentence(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
