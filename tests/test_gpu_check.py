@@ -149,7 +149,8 @@ def test_a_section_that_breaks_is_recorded_and_the_others_still_run(tmp_path, mo
                      str(tmp_path / "check_{device}.json")])
     assert stopped.value.code == 1
     written = json.loads((tmp_path / "check_cpu.json").read_text())
-    assert written["two_processes"] == {"status": "failed", "detail": "RuntimeError: NCCL error: unhandled system error"}
+    assert written["two_processes"] == {"status": "failed",
+                                        "detail": "RuntimeError: NCCL error: unhandled system error"}
     assert written["packing"]["status"] == "passed" and set(written["seconds"]) == {"two_processes", "packing"}
     printed = capsys.readouterr().out
     assert "the two_processes section stopped: RuntimeError: NCCL error" in printed
