@@ -438,21 +438,13 @@ def two_processes(sizes: Sizes, device: torch.device, folder: Path) -> dict:
 @contextmanager
 def visible_gpu(device: torch.device):
     """Child processes see only ``device`` (none for the CPU), and take GPU locks of their own folder."""
-    saved = {key: os.environ.get(key) for key in ("CUDA_VISIBLE_DEVICES", "SNGAN_REPRO_GPU_LOCKS")}
-    with tempfile.TemporaryDirectory() as locks:
-        # torch's index counts the GPUs this process sees: through CUDA_VISIBLE_DEVICES when it is set
-        seen = [gpu for gpu in (saved["CUDA_VISIBLE_DEVICES"] or "").split(",") if gpu.strip()]
-        index = device.index or 0
-        os.environ["CUDA_VISIBLE_DEVICES"] = ((seen[index] if seen else str(index)) if device.type == "cuda" else "")
-        os.environ["SNGAN_REPRO_GPU_LOCKS"] = locks
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    # torch's index counts the GPUs this process sees: through CUDA_VISIBLE_DEVICES when it is set
+    seen = [gpu for gpu in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if gpu.strip()]
+    index = device.index or 0
+    with tempfile.TemporaryDirectory() as locks, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CUDA_VISIBLE_DEVICES", (seen[index] if seen else str(index)) if device.type == "cuda" else "")
+        patch.setenv("SNGAN_REPRO_GPU_LOCKS", locks)
+        yield
 
 
 def packing(sizes: Sizes, device: torch.device, folder: Path) -> dict:
