@@ -3,12 +3,14 @@
 import contextvars
 import functools
 import itertools
+import os
 from pathlib import Path
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
+from hydra.types import RunMode
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
@@ -118,10 +120,29 @@ def _study_or_fresh_directory(study_folder: str | None, fresh: str) -> str:
     return study_folder or _fresh_directory(fresh)
 
 
+def _sweep_dir(outside: str | None = None) -> str | None:
+    """In a sweep's job (-m): the sweep's folder (a study's folder), relative to the current directory when inside
+    it; it groups the sweep's runs in the trackers. Elsewhere ``outside``. Found from the job's own directory
+    (``<sweep dir>/<subdir>``), which Hydra has resolved, rather than by resolving ``hydra.sweep.dir`` again."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return outside
+    hydra_cfg = HydraConfig.get()
+    folder = Path(hydra_cfg.runtime.output_dir).parents[len(Path(hydra_cfg.sweep.subdir).parts) - 1]
+    return os.path.relpath(folder) if folder.is_relative_to(Path.cwd()) else str(folder)
+
+
+def _tracker_run_name() -> str:
+    """A tracker's name for this run: the job's overrides (e.g. ``norm=san,seed=1``), else its directory's name."""
+    hydra_cfg = HydraConfig.get()
+    return hydra_cfg.job.get("override_dirname") or Path(hydra_cfg.runtime.output_dir).name
+
+
 OmegaConf.register_new_resolver("fresh_directory", _fresh_directory, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("study_or_fresh_directory", _study_or_fresh_directory, use_cache=True, replace=True)
 OmegaConf.register_new_resolver("continued_or_fresh_directory", _continued_or_fresh_directory, use_cache=True,
                                 replace=True)
+OmegaConf.register_new_resolver("sweep_dir", _sweep_dir, replace=True)
+OmegaConf.register_new_resolver("tracker_run_name", _tracker_run_name, replace=True)
 OmegaConf.register_new_resolver("project_choices", _project_choices, replace=True)
 OmegaConf.register_new_resolver("multiply", lambda a, b: a * b, replace=True)  # e.g. TTUR: lr_d = 4 lr_g
 # period_of:N,K: the period (at least 1) of K measurements over N steps, e.g. every 50 of a run's 300 epochs

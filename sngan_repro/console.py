@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from . import trackers
 from .callbacks import FixedLatentSamples
 from .callbacks.run_record import device_names
 from .checkpointing import checkpoint_folders, newest_checkpoint
@@ -26,9 +27,12 @@ from .run_directory import LAST_CHECKPOINT
 
 # packages whose deprecation warnings about their own internals are for their authors, not for our users
 LIBRARIES = ("pytorch_lightning", "lightning_fabric", "lightning", "torch", "torchvision", "torchmetrics",
-             "torch_fidelity", "hydra", "omegaconf", "tensorboard", "numpy", "scipy", "sklearn", "matplotlib", "PIL")
-# Lightning's loggers: its INFO lines are the device report, the advertisements and the model summary table
-LIBRARY_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
+             "torch_fidelity", "hydra", "omegaconf", "tensorboard", "numpy", "scipy", "sklearn", "matplotlib", "PIL",
+             "wandb", "mlflow")
+# Lightning's loggers: its INFO lines are the device report, the advertisements and the model summary table; MLflow's
+# and its database migrations': a new tracking store's set-up
+LIBRARY_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric", "mlflow",
+                   "alembic")
 TRAINING_LOSSES = ("loss/d", "loss/g")  # the summary's values besides the quality metrics
 BANNER_CHOICES = ("experiment", "dataset", "arch", "norm", "gen_norm", "loss", "optim")
 
@@ -43,6 +47,7 @@ def quiet_libraries(verbose: bool) -> None:
         return
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("WANDB_SILENT", "true")  # W&B's own run report (the summary names its folder)
     inside_a_library = rf"({'|'.join(LIBRARIES)})(\.|$)"  # the module the warning is attributed to
     for category in (DeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category, module=inside_a_library)
@@ -96,13 +101,12 @@ def program(name: str) -> str:
     return os.path.relpath(program) if program.is_relative_to(Path.cwd()) else str(program)
 
 
-def next_commands(cfg, files: dict[str, Path], overrides: list[str] | None, measured: bool) -> list[str]:
-    """Shell lines that open TensorBoard, evaluate the last checkpoint with the metrics the run measured (when it
-    measured any: they are then available on this machine) and train on from it (when the command line's overrides
-    are known, i.e. under Hydra)."""
-    commands = []
-    if "TensorBoard" in files:
-        commands.append(shlex.join([program("tensorboard"), "--logdir", str(files["TensorBoard"])]))
+def next_commands(cfg, files: dict[str, Path], overrides: list[str] | None, measured: bool,
+                  viewers: list[list[str]]) -> list[str]:
+    """Shell lines that open what the trackers logged (``viewers``, e.g. TensorBoard; W&B's upload of an offline run),
+    evaluate the last checkpoint with the metrics the run measured (when it measured any: they are then available on
+    this machine) and train on from it (when the command line's overrides are known, i.e. under Hydra)."""
+    commands = [shlex.join([program(name), *arguments]) for name, *arguments in viewers]
     checkpoint = files.get("last checkpoint")
     if checkpoint is not None:
         if measured:
@@ -132,7 +136,7 @@ def summary(cfg, trainer, g_step: int, done: int, seconds: float, values: dict[s
     lines.append(f"  {'run directory':<16}{cfg.paths.output_dir}")
     lines += [f"  {name:<16}{path}" for name, path in files.items()]
     measured = any(name not in TRAINING_LOSSES for name in values)
-    commands = next_commands(cfg, files, overrides, measured)
+    commands = next_commands(cfg, files, overrides, measured, trackers.next_commands(trainer.loggers))
     if commands:
         lines.append("next: view the curves and samples, " + ("evaluate the checkpoint, " if measured else "")
                      + "train on to twice the length:")

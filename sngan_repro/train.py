@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
 
+from . import trackers
 from .callbacks import Preemption
 from .callbacks.metrics import last_quality_values
 from .callbacks.run_record import hydra_overrides
@@ -65,10 +66,13 @@ def instantiate_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
-    logger = instantiate_checked(cfg.logger) if cfg.logger else False
+    # a run that continues in its directory continues the tracker runs its record names
+    recorded = RunDirectory(output_dir).read_record().get("trackers") if cfg.ckpt_path else None
+    loggers = trackers.build_loggers(cfg, recorded)
     precision = precision_arguments(cfg.trainer)
     plugins = [AtomicCheckpointIO(), *precision.pop("plugins", [])]
-    return instantiate_checked(cfg.trainer, logger=logger, callbacks=instantiate_callbacks(cfg) + list(callbacks),
+    return instantiate_checked(cfg.trainer, logger=loggers or False,
+                               callbacks=instantiate_callbacks(cfg) + list(callbacks),
                                default_root_dir=str(output_dir), plugins=plugins, **precision)
 
 
@@ -135,7 +139,8 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
         print(banner(cfg, trainer), flush=True)
     started = time.monotonic()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        with trackers.closing(trainer):
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     except Exception as error:  # a full disk under a sample grid or TensorBoard's events (checkpoints: their writer)
         full = disk_full_cause(error)
         if full is None or isinstance(error, SnganReproError):

@@ -141,5 +141,5 @@ def test_the_configured_folders_are_those_of_the_run_directory_layout(tiny_cfg, 
     assert Path(callbacks.checkpoint.dirpath) == Path(callbacks.best_checkpoint.dirpath) == layout.checkpoints
     assert Path(callbacks.preemption.checkpoint) == layout.checkpoints / run_directory.LAST_CHECKPOINT
     assert Path(callbacks.samples.directory) == layout.samples
-    assert Path(cfg.logger.save_dir) / cfg.logger.name == layout.tensorboard
+    assert Path(cfg.logger.tensorboard.save_dir) / cfg.logger.tensorboard.name == layout.tensorboard
     assert Path(callbacks.run_record.directory) == Path(callbacks.preemption.run_directory) == layout.path

@@ -1,11 +1,13 @@
-"""TensorBoard HParams: each run's group choices and key settings, with its metrics, so that a
-sweep compares runs by option in the HParams tab."""
+"""Each tracker gets the run's hyper-parameters (group choices and key settings) and identity (directory, sweep
+group, overrides, source commit) at the start of every session, so that a sweep compares runs by option (TensorBoard's
+HParams tab, W&B's config, MLflow's parameters and tags) and no result is separated from how it was made."""
 
 from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
-from torch.utils.tensorboard.summary import hparams
 
+from .. import trackers
+from ..run_directory import git_state, source_dir
+from .run_record import hydra_overrides
 from .schedule import GeneratorStepCallback
 
 GROUPS = ("experiment", "dataset", "arch", "norm", "gen_norm", "loss", "optim", "metrics")
@@ -28,22 +30,26 @@ def hparams_of(choices, settings, normalizations) -> dict:
     return params
 
 
-class HParamsSummary(Callback):
-    """Declares the run's hyper-parameters (``hparams_of`` its ``choices``, ``settings`` and ``normalizations``) and
-    the metric tags the HParams tab shows: the losses and every scalar the run's periodic callbacks log; the values
-    are the latest of those scalars."""
+def run_identity(directory: str, group: str | None) -> dict:
+    """Where the run is and how it was made, as the trackers show it beside the hyper-parameters."""
+    git = git_state(source_dir()) or {}
+    return {"run/directory": directory, "run/group": group or "", "run/overrides": " ".join(hydra_overrides() or []),
+            "run/git_commit": git.get("commit", ""), "run/git_dirty": git.get("dirty", "")}
 
-    def __init__(self, choices, settings, normalizations):
+
+class HParamsSummary(Callback):
+    """Gives every tracker the run's hyper-parameters (``hparams_of`` its ``choices``, ``settings`` and
+    ``normalizations``) with its identity (``directory``, the sweep ``group``) and, for TensorBoard's HParams tab,
+    the metric tags it shows: the losses and every scalar the run's periodic callbacks log."""
+
+    def __init__(self, choices, settings, normalizations, directory: str, group: str | None = None):
         self.hparams = hparams_of(choices, dict(settings), normalizations)
+        self.directory, self.group = directory, group
 
     @rank_zero_only
     def on_fit_start(self, trainer, pl_module) -> None:
         logged = [name for callback in trainer.callbacks if isinstance(callback, GeneratorStepCallback)
                   for name in callback.logged_names()]
-        names = ["loss/d", "loss/g", *logged]
-        # the summary alone: TensorBoardLogger.log_hyperparams would also log placeholder values at step 0
-        experiment, start, end = hparams(self.hparams, {name: 0.0 for name in names})
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                for summary in (experiment, start, end):
-                    logger.experiment.file_writer.add_summary(summary)
+        trackers.started(trainer.loggers)
+        trackers.log_hparams(trainer.loggers, self.hparams, run_identity(self.directory, self.group),
+                             ["loss/d", "loss/g", *logged])

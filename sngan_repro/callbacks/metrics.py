@@ -1,6 +1,6 @@
 """The metrics of ``metrics.measures`` during training: each measured on the schedule of
 ``callbacks.schedule`` with its own period, logged to every logger at ``step=g_step`` and into
-``trainer.callback_metrics`` (for ``BestCheckpoint``), with its pictures in TensorBoard.
+``trainer.callback_metrics`` (for ``BestCheckpoint``), with its pictures in every tracker that takes images.
 
 A metric whose resource cannot be had (e.g. Inception weights offline) stops the run before training
 with ``required=true``; with ``required=false`` it is dropped with one warning line and training goes on.
@@ -8,8 +8,7 @@ with ``required=true``; with ``required=false`` it is dropped with one warning l
 
 import sys
 
-from pytorch_lightning.loggers import TensorBoardLogger
-
+from .. import trackers
 from ..errors import MetricsUnavailableError
 from ..metrics import Metric, MetricSetup, measured_in_training
 from ..metrics.base import instantiate_measures
@@ -79,6 +78,4 @@ class MetricsCallback(GeneratorStepCallback):
         self.log_scalars(trainer, pl_module, values, monitorable)
         if trainer.is_global_zero:
             for tag, image in metric.images().items():
-                for logger in trainer.loggers:
-                    if isinstance(logger, TensorBoardLogger):
-                        logger.experiment.add_image(tag, image, global_step=pl_module.g_step)
+                trackers.log_image(trainer.loggers, tag, image, pl_module.g_step)

@@ -4,7 +4,8 @@
 started, from which source, with which library versions, on how many devices, or whether it ended. The
 record adds that: the command line and Hydra overrides, the group choices, the git commit of the source
 (and whether it had uncommitted changes), the versions, the world size and the batch per rank, the devices,
-the quality metrics measured during training with their protocols (``metrics``: {name: sentence}) and, once
+the quality metrics measured during training with their protocols (``metrics``: {name: sentence}), each
+tracker's run (``trackers``: {kind: what finds it again, e.g. W&B's id, MLflow's run id and store}) and, once
 finished, their last values (``final_metrics``), and the run's status ("running", then "finished" or "failed").
 A resumed run keeps the earlier record and appends a session to ``sessions``; the top-level fields describe
 the latest session. Only global rank 0 writes. Other code sets fields later with
@@ -24,6 +25,7 @@ from pytorch_lightning.accelerators import CUDAAccelerator
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_warn
 
+from .. import trackers
 from ..distributed import rank_share
 from ..run_directory import CONFIG_FILE, RunDirectory, git_state, now, source_dir, versions
 from .metrics import last_quality_values
@@ -136,7 +138,11 @@ class RunRecord(Callback):
 
     def _start(self, trainer, pl_module) -> None:
         self._started_at = time.monotonic()
-        record = start_session(self.directory.read_record(), self.session_start(trainer), pl_module.g_step)
+        previous = self.directory.read_record()
+        # each tracker's run, which a continued run continues (also one that this session does not log to)
+        start = {**self.session_start(trainer),
+                 "trackers": {**previous.get("trackers", {}), **trackers.identities(trainer.loggers)}}
+        record = start_session(previous, start, pl_module.g_step)
         self.directory.write_record(record)
 
     def _wall_seconds(self) -> float:

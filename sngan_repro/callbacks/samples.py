@@ -1,12 +1,12 @@
-"""Sample grids from the fixed latent codes, every k generator updates, into TensorBoard and PNG, with
+"""Sample grids from the fixed latent codes, every k generator updates, into every tracker and PNG, with
 histograms of the generated pixel values beside the data's (Mullery & Whelan's figures)."""
 
 from pathlib import Path
 
-from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
+from .. import trackers
 from ..run_directory import SAMPLE_GRID_TEMPLATE
 from .schedule import GeneratorStepCallback
 
@@ -29,18 +29,14 @@ class FixedLatentSamples(GeneratorStepCallback):
         """The training images' pixel values, beside which the generated ones are plotted (Mullery & Whelan)."""
         datamodule = trainer.datamodule
         real = datamodule.to_value_range(datamodule.images("train", len(pl_module.fixed_z)))
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_histogram("pixels/data", real, global_step=pl_module.g_step)
+        trackers.log_histogram(trainer.loggers, "pixels/data", real, pl_module.g_step)
 
     @rank_zero_only
     def act(self, trainer, pl_module) -> None:
         images = pl_module.generate(pl_module.fixed_z).float().cpu()
         grid = make_grid(images, nrow=self.nrow, normalize=True, value_range=pl_module.output_range)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("samples/fixed_z", grid, global_step=pl_module.g_step)
-                logger.experiment.add_histogram("pixels/generated", images, global_step=pl_module.g_step)
+        trackers.log_image(trainer.loggers, "samples/fixed_z", grid, pl_module.g_step)
+        trackers.log_histogram(trainer.loggers, "pixels/generated", images, pl_module.g_step)
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
             save_image(grid, self.directory / SAMPLE_GRID_TEMPLATE.format(g_step=pl_module.g_step))

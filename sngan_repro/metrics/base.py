@@ -62,7 +62,7 @@ class Metric(ABC):
         return None
 
     def images(self) -> dict[str, torch.Tensor]:
-        """{tag: (3, H, W) image in [0, 1]} of the last ``compute`` for TensorBoard (e.g. reconstructions)."""
+        """{tag: (3, H, W) image in [0, 1]} of the last ``compute`` for the trackers (e.g. reconstructions)."""
         return {}
 
 
