@@ -120,21 +120,37 @@ def _study_or_fresh_directory(study_folder: str | None, fresh: str) -> str:
     return study_folder or _fresh_directory(fresh)
 
 
-def _sweep_dir(outside: str | None = None) -> str | None:
-    """In a sweep's job (-m): the sweep's folder (a study's folder), relative to the current directory when inside
-    it; it groups the sweep's runs in the trackers. Elsewhere ``outside``. Found from the job's own directory
-    (``<sweep dir>/<subdir>``), which Hydra has resolved, rather than by resolving ``hydra.sweep.dir`` again."""
+def _sweep_folder() -> Path | None:
+    """In a sweep's job (-m): the sweep's folder (a study's folder), which groups its runs in the trackers; found from
+    the job's own directory (``<sweep dir>/<subdir>``), which Hydra has resolved, rather than by resolving
+    ``hydra.sweep.dir`` again. None outside a sweep."""
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return outside
+        return None
     hydra_cfg = HydraConfig.get()
-    folder = Path(hydra_cfg.runtime.output_dir).parents[len(Path(hydra_cfg.sweep.subdir).parts) - 1]
+    return Path(hydra_cfg.runtime.output_dir).resolve().parents[len(Path(hydra_cfg.sweep.subdir).parts) - 1]
+
+
+def _sweep_dir(outside: str | None = None) -> str | None:
+    """The sweep's folder, absolute; ``outside`` outside a sweep."""
+    folder = _sweep_folder()
+    return outside if folder is None else str(folder)
+
+
+def _sweep_group() -> str | None:
+    """The sweep's folder as its runs' group name: relative to the current directory when inside it (e.g.
+    ``multirun/2026-12-08/10-00-00``); None outside a sweep."""
+    folder = _sweep_folder()
+    if folder is None:
+        return None
     return os.path.relpath(folder) if folder.is_relative_to(Path.cwd()) else str(folder)
 
 
-def _tracker_run_name() -> str:
-    """A tracker's name for this run: the job's overrides (e.g. ``norm=san,seed=1``), else its directory's name."""
+def _tracker_run_name() -> str | None:
+    """A tracker's name for this run: the job's overrides (e.g. ``norm=san,seed=1``), else its directory's name
+    (None when there is none yet: ``--cfg`` runs nothing)."""
     hydra_cfg = HydraConfig.get()
-    return hydra_cfg.job.get("override_dirname") or Path(hydra_cfg.runtime.output_dir).name
+    output_dir = hydra_cfg.runtime.output_dir
+    return hydra_cfg.job.get("override_dirname") or (Path(output_dir).name if output_dir else None)
 
 
 OmegaConf.register_new_resolver("fresh_directory", _fresh_directory, use_cache=True, replace=True)
@@ -142,6 +158,7 @@ OmegaConf.register_new_resolver("study_or_fresh_directory", _study_or_fresh_dire
 OmegaConf.register_new_resolver("continued_or_fresh_directory", _continued_or_fresh_directory, use_cache=True,
                                 replace=True)
 OmegaConf.register_new_resolver("sweep_dir", _sweep_dir, replace=True)
+OmegaConf.register_new_resolver("sweep_group", _sweep_group, replace=True)
 OmegaConf.register_new_resolver("tracker_run_name", _tracker_run_name, replace=True)
 OmegaConf.register_new_resolver("project_choices", _project_choices, replace=True)
 OmegaConf.register_new_resolver("multiply", lambda a, b: a * b, replace=True)  # e.g. TTUR: lr_d = 4 lr_g

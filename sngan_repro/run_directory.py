@@ -10,7 +10,9 @@
   ``last.ckpt`` (which a run of the same directory resumes from); no name holds ``=``, so a checkpoint's path can be
   pasted unquoted into an override (``ckpt=...``); earlier versions wrote ``g_step=<n>.ckpt``, still found and loaded;
 - ``samples/``, ``tensorboard/``, ``evaluation/`` (``python -m sngan_repro.evaluate``'s documents) and Hydra's
-  ``.hydra/overrides.yaml``.
+  ``.hydra/overrides.yaml``;
+- with other trackers (``trackers.py``): ``wandb/``, ``csv/``, and MLflow's ``mlflow.db`` and ``mlflow-artifacts/``
+  (a sweep's are in the sweep's folder).
 
 ``conf/`` names the same folders (``callbacks.checkpoint.dirpath``, ``callbacks.samples.directory``,
 ``logger.name``); a test holds them equal to these names.
