@@ -174,7 +174,7 @@ def test_parallel_jobs_sharing_a_new_mlflow_store_create_it_and_its_experiment_o
     script = ("import json, sys; from omegaconf import OmegaConf; from sngan_repro.trackers import MLflow; "
               "MLflow().build_arguments(OmegaConf.create(json.loads(sys.argv[1])), {})")
     jobs = [subprocess.Popen([sys.executable, "-c", script, node], stderr=subprocess.PIPE, text=True)
-            for _ in range(3)]
+            for _ in range(2)]
     errors = [job.communicate(timeout=300)[1] for job in jobs]
-    assert [job.returncode for job in jobs] == [0, 0, 0], errors
+    assert [job.returncode for job in jobs] == [0, 0], errors
     assert [experiment.name for experiment in MlflowClient(uri).search_experiments()] == ["sngan-repro", "Default"]
