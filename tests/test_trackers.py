@@ -38,6 +38,10 @@ def _as_float32(series):
     return [(step, np.float32(value)) for step, value in series]
 
 
+def _pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
 def _wandb_runs(folder: Path, run_id: str) -> list[dict]:
     return [wandb_offline_run(session) for session in sorted((folder / "wandb").glob(f"offline-run-*-{run_id}"))]
 
@@ -65,14 +69,12 @@ def test_every_tracker_holds_the_runs_scalars_and_samples_and_a_resume_continues
     for name, series in tensorboard.items():
         logged = [(row["trainer/global_step"], row[name]) for row in history if name in row]
         assert _as_float32(logged) == _as_float32(series), name
-    grids = [(row["trainer/global_step"], row["samples/fixed_z/filenames"][0]) for session in sessions
-             for row in session["history"] if row.get("samples/fixed_z/_type") == "images/separated"]
+    grids = [(row["trainer/global_step"], session["folder"] / "files" / row["samples/fixed_z/filenames"][0])
+             for session in sessions for row in session["history"]
+             if row.get("samples/fixed_z/_type") == "images/separated"]
     assert [step for step, _ in grids] == sample_steps
-    for folder, (step, name) in zip([sessions[0]] * 3 + [sessions[1]] * 2, grids):
-        session_folder = next((output / "wandb").glob(f"offline-run-*-{folder['id']}/files/{name}")).parent
-        pixels = np.asarray(Image.open(session_folder / Path(name).name).convert("RGB"))
-        written = np.asarray(Image.open(output / "samples" / f"g_step_{step:07d}.png").convert("RGB"))
-        assert np.array_equal(pixels, written), step  # the same grid as the run's own PNG, pixel for pixel
+    for step, path in grids:  # the same grid as the run's own PNG, pixel for pixel
+        assert np.array_equal(_pixels(path), _pixels(output / "samples" / f"g_step_{step:07d}.png")), step
     config = sessions[-1]["config"]
     assert (config["norm"], config["dataset"], config["run/directory"]) == ("sn", "digits", str(output))
 
@@ -85,8 +87,11 @@ def test_every_tracker_holds_the_runs_scalars_and_samples_and_a_resume_continues
     assert {name: _as_float32(series) for name, series in stored.items()} == \
            {name: _as_float32(series) for name, series in tensorboard.items()}
     assert mlflow_run.data.params["norm"] == "sn" and mlflow_run.data.tags["run/directory"] == str(output)
-    images = [entry.path for entry in client.list_artifacts(mlflow_run.info.run_id, "images")]
-    assert len([path for path in images if path.endswith(".png")]) == len(sample_steps)
+    images = sorted(Path(client.download_artifacts(mlflow_run.info.run_id, "images")).glob("samples~fixed_z+*.png"))
+    by_step = {int(path.name.split("+step+")[1].split("+")[0]): path for path in images}  # MLflow's file names
+    assert sorted(by_step) == sample_steps
+    for step, path in by_step.items():
+        assert np.array_equal(_pixels(path), _pixels(output / "samples" / f"g_step_{step:07d}.png")), step
 
     # CSV: one folder per session, nothing of the first lost
     files = sorted((output / "csv").glob("version_*/metrics.csv"))

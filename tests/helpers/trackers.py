@@ -73,9 +73,10 @@ def _items(items) -> dict:
 
 
 def wandb_offline_run(folder: Path) -> dict:
-    """{"id", "group", "project", "name", "history": [row dicts], "config": {key: value}} of an offline run folder."""
+    """{"folder", "id", "group", "project", "name", "history": [row dicts], "config": {key: value}} of an offline run
+    folder (``<save_dir>/wandb/offline-run-<time>-<id>``; logged files are under its ``files/``)."""
     (path,) = folder.glob("run-*.wandb")
-    run = {"history": [], "config": {}}
+    run = {"folder": folder, "history": [], "config": {}}
     for record in wandb_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
