@@ -15,7 +15,7 @@
   (a sweep's are in the sweep's folder).
 
 ``conf/`` names the same folders (``callbacks.checkpoint.dirpath``, ``callbacks.samples.directory``,
-``logger.name``); a test holds them equal to these names.
+``logger.tensorboard.name``); a test holds them equal to these names.
 """
 
 import json

@@ -279,11 +279,6 @@ def build_loggers(cfg: DictConfig, recorded: dict | None = None) -> list[Logger]
     return loggers
 
 
-def started(loggers) -> None:
-    for logger in loggers:
-        tracker_of(type(logger)).started(logger)
-
-
 def log_hparams(loggers, params: dict, identity: dict, metric_names: list[str]) -> None:
     for logger in loggers:
         tracker_of(type(logger)).log_hparams(logger, params, identity, metric_names)
@@ -310,8 +305,12 @@ def next_commands(loggers) -> list[list[str]]:
 
 
 @contextlib.contextmanager
-def closing(trainer):
-    """Ends the trackers' runs after the block, as failed when it raised."""
+def session(trainer):
+    """The trackers' runs over one session of training (the block): started before it, ended after it, as failed when
+    it raised (global rank zero)."""
+    if trainer.is_global_zero:
+        for logger in trainer.loggers:
+            tracker_of(type(logger)).started(logger)
     try:
         yield
     except BaseException:

@@ -139,7 +139,7 @@ def run(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> GAN:
         print(banner(cfg, trainer), flush=True)
     started = time.monotonic()
     try:
-        with trackers.closing(trainer):
+        with trackers.session(trainer):
             trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     except Exception as error:  # a full disk under a sample grid or TensorBoard's events (checkpoints: their writer)
         full = disk_full_cause(error)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 from conftest import tiny_run_overrides
 from helpers.trackers import (
     csv_scalars,
@@ -38,6 +39,16 @@ def _as_float32(series):
     return [(step, np.float32(value)) for step, value in series]
 
 
+class StatusWhileTraining(pl.Callback):
+    """The status of the recorded MLflow run once training has started."""
+
+    def __init__(self, recorded: dict):
+        self.recorded, self.status = recorded, None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.status = MlflowClient(self.recorded["tracking_uri"]).get_run(self.recorded["run_id"]).info.status
+
+
 def _pixels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
@@ -51,7 +62,11 @@ def test_every_tracker_holds_the_runs_scalars_and_samples_and_a_resume_continues
     output = tmp_path / "run"
     run(compose(tracked_run_overrides(output, 10, "logger=many")))
     first = RunDirectory(output).read_record()["trackers"]
-    run(compose(tracked_run_overrides(output, 20, "logger=many")))  # continues from its own last.ckpt
+    first_status = MlflowClient(first["mlflow"]["tracking_uri"]).get_run(first["mlflow"]["run_id"]).info.status
+    status_while_training = StatusWhileTraining(first["mlflow"])
+    # continues from its own last.ckpt
+    run(compose(tracked_run_overrides(output, 20, "logger=many")), callbacks=[status_while_training])
+    assert (first_status, status_while_training.status) == ("FINISHED", "RUNNING")  # the continued run is running
     record = RunDirectory(output).read_record()
     assert len(record["sessions"]) == 2
     assert record["trackers"]["wandb"]["id"] == first["wandb"]["id"]

@@ -50,6 +50,5 @@ class HParamsSummary(Callback):
     def on_fit_start(self, trainer, pl_module) -> None:
         logged = [name for callback in trainer.callbacks if isinstance(callback, GeneratorStepCallback)
                   for name in callback.logged_names()]
-        trackers.started(trainer.loggers)
         trackers.log_hparams(trainer.loggers, self.hparams, run_identity(self.directory, self.group),
                              ["loss/d", "loss/g", *logged])
